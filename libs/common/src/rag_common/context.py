@@ -1,0 +1,32 @@
+"""Per-request context: the request id and the current trace id, readable anywhere."""
+
+from __future__ import annotations
+
+import uuid
+from contextvars import ContextVar
+
+from opentelemetry import trace
+
+REQUEST_ID_HEADER = "X-Request-ID"
+_request_id: ContextVar[str | None] = ContextVar("request_id", default=None)
+
+
+def current_request_id() -> str | None:
+    return _request_id.get()
+
+
+def set_request_id(value: str | None) -> str:
+    """Use the caller's id when it looks sane, else mint one; returns the id in force."""
+    request_id = value if value and len(value) <= 128 and value.isprintable() else uuid.uuid4().hex
+    _request_id.set(request_id)
+    return request_id
+
+
+def current_trace_id() -> str | None:
+    span_context = trace.get_current_span().get_span_context()
+    return format(span_context.trace_id, "032x") if span_context.is_valid else None
+
+
+def current_span_id() -> str | None:
+    span_context = trace.get_current_span().get_span_context()
+    return format(span_context.span_id, "016x") if span_context.is_valid else None

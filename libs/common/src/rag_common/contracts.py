@@ -1,0 +1,278 @@
+"""Typed contracts between the services: every request and response body on the wire."""
+
+from __future__ import annotations
+
+import time
+import uuid
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+
+NonEmptyStr = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1)]
+CollectionName = Annotated[
+    str, StringConstraints(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9][A-Za-z0-9_-]*$")
+]
+FilterValue = str | int | float | bool
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+# --- embeddings (OpenAI-shaped) -------------------------------------------------------
+
+
+class EmbeddingRequest(Strict):
+    input: NonEmptyStr | Annotated[list[NonEmptyStr], Field(min_length=1, max_length=2048)]
+    model: str | None = None
+    encoding_format: Literal["float"] = "float"
+
+    def texts(self) -> list[str]:
+        return [self.input] if isinstance(self.input, str) else list(self.input)
+
+
+class EmbeddingData(BaseModel):
+    object: Literal["embedding"] = "embedding"
+    index: int
+    embedding: list[float]
+
+
+class Usage(BaseModel):
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    total_tokens: int = 0
+
+
+class EmbeddingResponse(BaseModel):
+    object: Literal["list"] = "list"
+    data: list[EmbeddingData]
+    model: str
+    usage: Usage
+
+
+# --- retrieval ---------------------------------------------------------------------------
+
+
+class CollectionCreate(Strict):
+    name: CollectionName
+    vector_size: int = Field(gt=0, le=65536)
+    distance: Literal["cosine", "dot", "euclid"] = "cosine"
+
+
+class CollectionInfo(BaseModel):
+    name: str
+    vector_size: int
+    distance: str
+    points_count: int
+
+
+class CollectionList(BaseModel):
+    collections: list[CollectionInfo]
+
+
+class Point(Strict):
+    id: str = Field(description="A UUID.")
+    vector: list[float]
+    payload: dict[str, Any] = Field(default_factory=dict)
+
+
+class UpsertRequest(Strict):
+    points: Annotated[list[Point], Field(min_length=1, max_length=10_000)]
+
+
+class UpsertResponse(BaseModel):
+    upserted: int
+
+
+class SearchRequest(Strict):
+    vector: list[float]
+    top_k: int = Field(default=5, ge=1, le=100)
+    filter: dict[str, FilterValue] | None = Field(
+        default=None, description="Payload fields that must equal the given values."
+    )
+    score_threshold: float | None = None
+
+
+class SearchHit(BaseModel):
+    id: str
+    score: float
+    payload: dict[str, Any]
+
+
+class SearchResponse(BaseModel):
+    hits: list[SearchHit]
+
+
+# --- chat (OpenAI-shaped) --------------------------------------------------------------
+
+
+class ChatMessage(BaseModel):
+    role: Literal["system", "user", "assistant", "tool", "developer"]
+    content: str
+
+
+class GenerationParams(BaseModel):
+    max_tokens: int | None = Field(default=None, ge=1, le=8192)
+    temperature: float | None = Field(default=None, ge=0.0, le=2.0)
+    top_p: float | None = Field(default=None, gt=0.0, le=1.0)
+    stop: str | list[str] | None = None
+    seed: int | None = None
+
+
+class ChatCompletionRequest(GenerationParams):
+    model_config = ConfigDict(extra="allow")
+
+    model: str | None = None
+    messages: Annotated[list[ChatMessage], Field(min_length=1)]
+    stream: bool = False
+
+
+class ChatChoice(BaseModel):
+    index: int = 0
+    message: ChatMessage
+    finish_reason: str | None = "stop"
+
+
+def new_completion_id() -> str:
+    return f"chatcmpl-{uuid.uuid4().hex}"
+
+
+class ChatCompletionResponse(BaseModel):
+    model_config = ConfigDict(extra="allow")
+
+    id: str = Field(default_factory=new_completion_id)
+    object: Literal["chat.completion"] = "chat.completion"
+    created: int = Field(default_factory=lambda: int(time.time()))
+    model: str
+    choices: list[ChatChoice]
+    usage: Usage = Field(default_factory=Usage)
+
+
+class ChunkDelta(BaseModel):
+    role: str | None = None
+    content: str | None = None
+
+
+class ChunkChoice(BaseModel):
+    index: int = 0
+    delta: ChunkDelta
+    finish_reason: str | None = None
+
+
+class ChatCompletionChunk(BaseModel):
+    model_config = ConfigDict(extra="allow")
+
+    id: str
+    object: Literal["chat.completion.chunk"] = "chat.completion.chunk"
+    created: int = Field(default_factory=lambda: int(time.time()))
+    model: str
+    choices: list[ChunkChoice]
+    usage: Usage | None = None
+
+
+class ModelCard(BaseModel):
+    id: str
+    object: Literal["model"] = "model"
+    created: int = 0
+    owned_by: str = "rag-platform"
+
+
+class ModelList(BaseModel):
+    object: Literal["list"] = "list"
+    data: list[ModelCard]
+
+
+# --- grounded generation (orchestrator -> llm) ---------------------------------------
+
+
+class ContextPassage(BaseModel):
+    index: int = Field(ge=1, description="The citation number the model should use, [1], [2], ...")
+    text: str
+    source: str = ""
+
+
+class GroundedCompletionRequest(GenerationParams):
+    question: NonEmptyStr
+    contexts: list[ContextPassage]
+    history: list[ChatMessage] = Field(default_factory=list)
+    model: str | None = None
+    stream: bool = False
+
+
+# --- safety ----------------------------------------------------------------------------
+
+
+class SafetyCheckRequest(Strict):
+    text: str
+    direction: Literal["input", "output"]
+
+
+class SafetyFinding(BaseModel):
+    kind: Literal["pii", "prompt_injection", "moderation"]
+    label: str
+    score: float
+    start: int | None = None
+    end: int | None = None
+
+
+class SafetyVerdict(BaseModel):
+    verdict: Literal["allow", "redact", "block"]
+    text: str = Field(description="The text to use downstream: redacted when the verdict is redact.")
+    findings: list[SafetyFinding] = Field(default_factory=list)
+    reasons: list[str] = Field(default_factory=list)
+
+
+# --- RAG (gateway -> orchestrator) -----------------------------------------------------
+
+
+class RagQuery(Strict):
+    question: NonEmptyStr
+    collection: CollectionName = "default"
+    top_k: int = Field(default=4, ge=1, le=50)
+    filter: dict[str, FilterValue] | None = None
+    stream: bool = False
+    max_tokens: int | None = Field(default=None, ge=1, le=4096)
+    temperature: float | None = Field(default=None, ge=0.0, le=2.0)
+
+
+class Citation(BaseModel):
+    index: int = Field(description="The number the answer cites, as in [1].")
+    document_id: str
+    chunk_index: int
+    score: float
+    text: str
+    start: int = Field(description="Character offset of the chunk in its document.")
+    end: int
+    metadata: dict[str, Any] = Field(default_factory=dict)
+
+
+class RagAnswer(BaseModel):
+    answer: str
+    citations: list[Citation]
+    model: str
+    usage: Usage = Field(default_factory=Usage)
+    safety: dict[str, str] = Field(default_factory=dict, description="Verdict per check direction.")
+
+
+class DocumentIn(Strict):
+    id: str | None = Field(
+        default=None, max_length=200, description="Stable id; defaults to a hash of the text."
+    )
+    text: NonEmptyStr
+    metadata: dict[str, FilterValue] = Field(default_factory=dict)
+
+
+class IngestRequest(Strict):
+    collection: CollectionName = "default"
+    documents: Annotated[list[DocumentIn], Field(min_length=1, max_length=1000)]
+
+
+class IngestedDocument(BaseModel):
+    document_id: str
+    chunks: int
+
+
+class IngestResponse(BaseModel):
+    collection: str
+    documents: list[IngestedDocument]
+    chunks: int

@@ -1,0 +1,28 @@
+"""Liveness (`/healthz`) and readiness (`/readyz`) endpoints, the same in every service."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+
+from fastapi import APIRouter, Request
+from fastapi.responses import JSONResponse
+
+ReadyCheck = Callable[[Request], Awaitable[str | None]]
+
+
+def health_router(ready_check: ReadyCheck | None = None) -> APIRouter:
+    """`ready_check` returns None when ready, else the reason it is not."""
+    router = APIRouter(tags=["health"])
+
+    @router.get("/healthz")
+    async def healthz() -> dict[str, str]:
+        return {"status": "ok"}
+
+    @router.get("/readyz", response_model=None)
+    async def readyz(request: Request) -> JSONResponse | dict[str, str]:
+        reason = await ready_check(request) if ready_check else None
+        if reason:
+            return JSONResponse({"status": "not ready", "reason": reason}, status_code=503)
+        return {"status": "ready"}
+
+    return router

@@ -1,0 +1,14 @@
+from __future__ import annotations
+
+from typing import Protocol
+
+
+class Embedder(Protocol):
+    """Turns texts into fixed-size vectors; blocking, call it off the event loop."""
+
+    model_name: str
+    dimension: int
+
+    def embed(self, texts: list[str]) -> list[list[float]]: ...
+
+    def count_tokens(self, texts: list[str]) -> int: ...

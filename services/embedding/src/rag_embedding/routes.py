@@ -1,0 +1,20 @@
+from __future__ import annotations
+
+from fastapi import APIRouter
+
+from rag_common.contracts import EmbeddingRequest, EmbeddingResponse, ModelCard, ModelList
+
+from . import service as embedding_service
+from .deps import EmbedderDep
+
+router = APIRouter(prefix="/v1", tags=["embeddings"])
+
+
+@router.post("/embeddings", response_model=EmbeddingResponse)
+async def create_embeddings(body: EmbeddingRequest, embedder: EmbedderDep) -> EmbeddingResponse:
+    return await embedding_service.embed(body, embedder=embedder)
+
+
+@router.get("/models", response_model=ModelList)
+async def list_models(embedder: EmbedderDep) -> ModelList:
+    return ModelList(data=[ModelCard(id=embedder.model_name)])

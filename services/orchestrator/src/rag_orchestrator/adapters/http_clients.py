@@ -1,0 +1,102 @@
+"""The downstream services, each reached over REST through the shared `ServiceClient`."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+
+from rag_common.contracts import (
+    ChatCompletionChunk,
+    ChatCompletionRequest,
+    ChatCompletionResponse,
+    CollectionCreate,
+    CollectionInfo,
+    EmbeddingRequest,
+    EmbeddingResponse,
+    GroundedCompletionRequest,
+    Point,
+    SafetyCheckRequest,
+    SafetyVerdict,
+    SearchHit,
+    SearchRequest,
+    SearchResponse,
+    UpsertRequest,
+    UpsertResponse,
+)
+from rag_common.http import ServiceClient
+
+STREAM_END = "[DONE]"
+
+
+class EmbeddingClient:
+    def __init__(self, client: ServiceClient) -> None:
+        self._client = client
+
+    async def embed(self, texts: list[str]) -> list[list[float]]:
+        response = await self._client.call(
+            "POST", "/v1/embeddings", EmbeddingResponse, body=EmbeddingRequest(input=texts), idempotent=True
+        )
+        return [item.embedding for item in sorted(response.data, key=lambda item: item.index)]
+
+
+class RetrievalClient:
+    def __init__(self, client: ServiceClient) -> None:
+        self._client = client
+
+    async def ensure_collection(self, name: str, vector_size: int) -> CollectionInfo:
+        spec = CollectionCreate(name=name, vector_size=vector_size)
+        return await self._client.call("POST", "/v1/collections", CollectionInfo, body=spec, idempotent=True)
+
+    async def upsert(self, collection: str, points: list[Point]) -> int:
+        response = await self._client.call(
+            "PUT",
+            f"/v1/collections/{collection}/points",
+            UpsertResponse,
+            body=UpsertRequest(points=points),
+            idempotent=True,
+        )
+        return response.upserted
+
+    async def search(self, collection: str, query: SearchRequest) -> list[SearchHit]:
+        response = await self._client.call(
+            "POST", f"/v1/collections/{collection}/search", SearchResponse, body=query, idempotent=True
+        )
+        return response.hits
+
+
+class LlmClient:
+    def __init__(self, client: ServiceClient) -> None:
+        self._client = client
+
+    async def grounded(self, request: GroundedCompletionRequest) -> ChatCompletionResponse:
+        body = request.model_copy(update={"stream": False})
+        return await self._client.call("POST", "/v1/grounded/completions", ChatCompletionResponse, body=body)
+
+    async def grounded_stream(self, request: GroundedCompletionRequest) -> AsyncIterator[ChatCompletionChunk]:
+        body = request.model_copy(update={"stream": True})
+        return self._chunks(await self._client.stream_events("POST", "/v1/grounded/completions", body=body))
+
+    async def chat(self, request: ChatCompletionRequest) -> ChatCompletionResponse:
+        body = request.model_copy(update={"stream": False})
+        return await self._client.call("POST", "/v1/chat/completions", ChatCompletionResponse, body=body)
+
+    async def chat_stream(self, request: ChatCompletionRequest) -> AsyncIterator[ChatCompletionChunk]:
+        body = request.model_copy(update={"stream": True})
+        return self._chunks(await self._client.stream_events("POST", "/v1/chat/completions", body=body))
+
+    @staticmethod
+    async def _chunks(events: AsyncIterator[object]) -> AsyncIterator[ChatCompletionChunk]:
+        async for event in events:
+            data = getattr(event, "data", "")
+            if data.strip() == STREAM_END:
+                return
+            if data:
+                yield ChatCompletionChunk.model_validate_json(data)
+
+
+class SafetyClient:
+    def __init__(self, client: ServiceClient) -> None:
+        self._client = client
+
+    async def check(self, text: str, direction: str) -> SafetyVerdict:
+        request = SafetyCheckRequest.model_validate({"text": text, "direction": direction})
+        return await self._client.call("POST", "/v1/check", SafetyVerdict, body=request, idempotent=True)

@@ -1,0 +1,137 @@
+"""OpenAI-compatible chat: plain, or grounded in a collection named by the request's `collection` field."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import AsyncIterator
+
+from pydantic import ValidationError
+
+from rag_common.contracts import (
+    ChatChoice,
+    ChatCompletionChunk,
+    ChatCompletionRequest,
+    ChatCompletionResponse,
+    ChatMessage,
+    ChunkChoice,
+    ChunkDelta,
+    RagQuery,
+    new_completion_id,
+)
+from rag_common.errors import ServiceError, UnprocessableContent
+
+from . import rag as rag_service
+from .pipeline import Pipeline
+
+STREAM_END = "data: [DONE]\n\n"
+
+
+def rag_query_from(request: ChatCompletionRequest) -> RagQuery | None:
+    """The RAG query a chat request asks for, or None for plain chat."""
+    extra = request.model_extra or {}
+    if "collection" not in extra:
+        return None
+    users = [m for m in request.messages if m.role == "user"]
+    if not users:
+        raise UnprocessableContent("messages: a RAG chat needs at least one user message.")
+    fields = {"question": users[-1].content, "collection": extra["collection"]}
+    fields |= {k: extra[k] for k in ("top_k", "filter") if k in extra}
+    fields |= {"max_tokens": request.max_tokens, "temperature": request.temperature}
+    try:
+        return RagQuery.model_validate(fields)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        where = ".".join(str(p) for p in first["loc"])
+        raise UnprocessableContent(f"{where}: {first['msg']}") from exc
+
+
+def _history(request: ChatCompletionRequest) -> list[ChatMessage]:
+    last_user = max(i for i, m in enumerate(request.messages) if m.role == "user")
+    return request.messages[:last_user]
+
+
+async def complete(request: ChatCompletionRequest, *, pipeline: Pipeline) -> ChatCompletionResponse:
+    query = rag_query_from(request)
+    if query is None:
+        return await _plain(request, pipeline)
+    retrieved = await rag_service.retrieve(query, pipeline)
+    grounded = rag_service.grounded_request(query, retrieved, _history(request))
+    completion = await pipeline.generator.grounded(grounded)
+    output = await rag_service.check(pipeline, completion.choices[0].message.content, "output")
+    blocked = output.verdict == "block"
+    return ChatCompletionResponse(
+        id=completion.id,
+        model=completion.model,
+        choices=[
+            ChatChoice(
+                message=ChatMessage(
+                    role="assistant", content=rag_service.WITHHELD_ANSWER if blocked else output.text
+                ),
+                finish_reason="content_filter" if blocked else completion.choices[0].finish_reason,
+            )
+        ],
+        usage=completion.usage,
+        citations=[c.model_dump() for c in retrieved.citations],
+    )
+
+
+async def _plain(request: ChatCompletionRequest, pipeline: Pipeline) -> ChatCompletionResponse:
+    last_user = next((m for m in reversed(request.messages) if m.role == "user"), None)
+    if last_user is not None:
+        await rag_service.check(pipeline, last_user.content, "input")
+    completion = await pipeline.generator.chat(request)
+    output = await rag_service.check(pipeline, completion.choices[0].message.content, "output")
+    if output.verdict == "block":
+        completion.choices[0].message.content = rag_service.WITHHELD_ANSWER
+        completion.choices[0].finish_reason = "content_filter"
+    else:
+        completion.choices[0].message.content = output.text
+    return completion
+
+
+async def complete_stream(request: ChatCompletionRequest, *, pipeline: Pipeline) -> AsyncIterator[str]:
+    """Checks and retrieval run before this returns; the stream carries citations on its first chunk."""
+    query = rag_query_from(request)
+    citations: list[dict[str, object]] | None = None
+    if query is None:
+        last_user = next((m for m in reversed(request.messages) if m.role == "user"), None)
+        if last_user is not None:
+            await rag_service.check(pipeline, last_user.content, "input")
+        chunks = await pipeline.generator.chat_stream(request)
+    else:
+        retrieved = await rag_service.retrieve(query, pipeline)
+        citations = [c.model_dump() for c in retrieved.citations]
+        grounded = rag_service.grounded_request(query, retrieved, _history(request))
+        chunks = await pipeline.generator.grounded_stream(grounded)
+    return _relay(pipeline, chunks, citations)
+
+
+async def _relay(
+    pipeline: Pipeline, chunks: AsyncIterator[ChatCompletionChunk], citations: list[dict[str, object]] | None
+) -> AsyncIterator[str]:
+    parts: list[str] = []
+    completion_id, model = new_completion_id(), ""
+    try:
+        async for chunk in chunks:
+            completion_id, model = chunk.id, chunk.model
+            if citations is not None:
+                chunk = chunk.model_copy(update={"citations": citations})
+                citations = None
+            parts.extend(c.delta.content for c in chunk.choices if c.delta.content)
+            yield f"data: {chunk.model_dump_json(exclude_none=True)}\n\n"
+        output = await rag_service.check(pipeline, "".join(parts), "output")
+        if output.verdict == "block":
+            yield _filtered_chunk(completion_id, model)
+    except ServiceError as exc:
+        error = {"message": exc.detail, "type": exc.type_slug, "code": exc.status_code}
+        yield f"data: {json.dumps({'error': error})}\n\n"
+    yield STREAM_END
+
+
+def _filtered_chunk(completion_id: str, model: str) -> str:
+    chunk = ChatCompletionChunk(
+        id=completion_id,
+        model=model,
+        choices=[ChunkChoice(delta=ChunkDelta(content=""), finish_reason="content_filter")],
+    )
+    return f"data: {chunk.model_dump_json(exclude_none=True)}\n\n"

@@ -1,0 +1,28 @@
+from __future__ import annotations
+
+from pydantic import Field, model_validator
+from pydantic_settings import SettingsConfigDict
+
+from rag_common.settings import ServiceSettings
+
+
+class Settings(ServiceSettings):
+    model_config = SettingsConfigDict(env_prefix="ORCHESTRATOR_", extra="ignore")
+
+    max_body_bytes: int = Field(default=10 * 1_048_576, gt=0)
+    embedding_url: str = "http://127.0.0.1:8002"
+    retrieval_url: str = "http://127.0.0.1:8003"
+    llm_url: str = "http://127.0.0.1:8004"
+    safety_url: str = "http://127.0.0.1:8005"
+    llm_timeout_s: float = Field(default=120.0, gt=0, description="Generation is slow on a CPU.")
+    safety_enabled: bool = Field(default=True, description="Run input and output checks on every query.")
+    chunk_size: int = Field(default=800, ge=50, description="Characters per chunk.")
+    chunk_overlap: int = Field(default=120, ge=0, description="Characters shared by neighbouring chunks.")
+    embed_batch_size: int = Field(default=64, ge=1, le=2048)
+    upsert_batch_size: int = Field(default=256, ge=1, le=10_000)
+
+    @model_validator(mode="after")
+    def _overlap_below_size(self) -> Settings:
+        if self.chunk_overlap >= self.chunk_size:
+            raise ValueError("chunk_overlap must be smaller than chunk_size")
+        return self

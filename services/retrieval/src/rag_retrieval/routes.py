@@ -1,0 +1,50 @@
+from __future__ import annotations
+
+from fastapi import APIRouter, Response, status
+
+from rag_common.contracts import (
+    CollectionCreate,
+    CollectionInfo,
+    CollectionList,
+    CollectionName,
+    SearchRequest,
+    SearchResponse,
+    UpsertRequest,
+    UpsertResponse,
+)
+
+from . import service as retrieval_service
+from .deps import StoreDep
+
+router = APIRouter(prefix="/v1/collections", tags=["collections"])
+
+
+@router.post("", response_model=CollectionInfo, status_code=status.HTTP_201_CREATED)
+async def create_collection(body: CollectionCreate, store: StoreDep) -> CollectionInfo:
+    return await retrieval_service.create_collection(body, store=store)
+
+
+@router.get("", response_model=CollectionList)
+async def list_collections(store: StoreDep) -> CollectionList:
+    return await retrieval_service.list_collections(store=store)
+
+
+@router.get("/{name}", response_model=CollectionInfo)
+async def get_collection(name: CollectionName, store: StoreDep) -> CollectionInfo:
+    return await retrieval_service.get_collection(name, store=store)
+
+
+@router.delete("/{name}", status_code=status.HTTP_204_NO_CONTENT)
+async def delete_collection(name: CollectionName, store: StoreDep) -> Response:
+    await retrieval_service.delete_collection(name, store=store)
+    return Response(status_code=status.HTTP_204_NO_CONTENT)
+
+
+@router.put("/{name}/points", response_model=UpsertResponse)
+async def upsert_points(name: CollectionName, body: UpsertRequest, store: StoreDep) -> UpsertResponse:
+    return await retrieval_service.upsert(name, body, store=store)
+
+
+@router.post("/{name}/search", response_model=SearchResponse)
+async def search(name: CollectionName, body: SearchRequest, store: StoreDep) -> SearchResponse:
+    return await retrieval_service.search(name, body, store=store)

@@ -1,0 +1,37 @@
+from __future__ import annotations
+
+from rag_common.contracts import (
+    CollectionCreate,
+    CollectionInfo,
+    CollectionList,
+    SearchRequest,
+    SearchResponse,
+    UpsertRequest,
+    UpsertResponse,
+)
+
+from .ports import VectorStore
+
+
+async def create_collection(spec: CollectionCreate, *, store: VectorStore) -> CollectionInfo:
+    return await store.create_collection(spec)
+
+
+async def list_collections(*, store: VectorStore) -> CollectionList:
+    return CollectionList(collections=await store.list_collections())
+
+
+async def get_collection(name: str, *, store: VectorStore) -> CollectionInfo:
+    return await store.get_collection(name)
+
+
+async def delete_collection(name: str, *, store: VectorStore) -> None:
+    await store.delete_collection(name)
+
+
+async def upsert(name: str, request: UpsertRequest, *, store: VectorStore) -> UpsertResponse:
+    return UpsertResponse(upserted=await store.upsert(name, request.points))
+
+
+async def search(name: str, request: SearchRequest, *, store: VectorStore) -> SearchResponse:
+    return SearchResponse(hits=await store.search(name, request))

@@ -1,0 +1,103 @@
+from __future__ import annotations
+
+import uuid
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import httpx
+import pytest
+from asgi_lifespan import LifespanManager
+
+from rag_retrieval.main import create_app
+from rag_retrieval.settings import Settings
+
+
+@pytest.fixture
+async def client(tmp_path: Path) -> AsyncIterator[httpx.AsyncClient]:
+    app = create_app(Settings(qdrant_path=str(tmp_path / "qdrant")))
+    async with LifespanManager(app, startup_timeout=30) as manager:
+        transport = httpx.ASGITransport(app=manager.app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://retrieval") as http:
+            yield http
+
+
+def point(vector: list[float], **payload: object) -> dict[str, object]:
+    return {"id": str(uuid.uuid4()), "vector": vector, "payload": payload}
+
+
+async def create(client: httpx.AsyncClient, name: str = "docs", size: int = 3) -> None:
+    response = await client.post("/v1/collections", json={"name": name, "vector_size": size})
+    assert response.status_code == 201, response.text
+
+
+async def test_collection_lifecycle(client: httpx.AsyncClient) -> None:
+    await create(client)
+    info = (await client.get("/v1/collections/docs")).json()
+    assert info == {"name": "docs", "vector_size": 3, "distance": "cosine", "points_count": 0}
+    assert [c["name"] for c in (await client.get("/v1/collections")).json()["collections"]] == ["docs"]
+    assert (await client.delete("/v1/collections/docs")).status_code == 204
+    assert (await client.get("/v1/collections/docs")).status_code == 404
+
+
+async def test_creating_an_existing_collection_is_idempotent_but_size_must_match(
+    client: httpx.AsyncClient,
+) -> None:
+    await create(client)
+    await create(client)
+    clash = await client.post("/v1/collections", json={"name": "docs", "vector_size": 4})
+    assert clash.status_code == 409
+    assert "size 3" in clash.json()["detail"]
+
+
+async def test_search_ranks_by_similarity_and_filters_on_payload(client: httpx.AsyncClient) -> None:
+    await create(client)
+    points = [
+        point([1.0, 0.0, 0.0], document_id="a", metadata={"topic": "x"}),
+        point([0.9, 0.1, 0.0], document_id="b", metadata={"topic": "y"}),
+        point([0.0, 1.0, 0.0], document_id="c", metadata={"topic": "x"}),
+    ]
+    upserted = await client.put("/v1/collections/docs/points", json={"points": points})
+    assert upserted.json() == {"upserted": 3}
+    hits = (await client.post("/v1/collections/docs/search", json={"vector": [1, 0, 0], "top_k": 2})).json()[
+        "hits"
+    ]
+    assert [h["payload"]["document_id"] for h in hits] == ["a", "b"]
+    assert hits[0]["score"] > hits[1]["score"]
+    filtered = await client.post(
+        "/v1/collections/docs/search",
+        json={"vector": [1, 0, 0], "top_k": 5, "filter": {"metadata.topic": "x"}},
+    )
+    assert [h["payload"]["document_id"] for h in filtered.json()["hits"]] == ["a", "c"]
+    above = await client.post(
+        "/v1/collections/docs/search", json={"vector": [1, 0, 0], "top_k": 5, "score_threshold": 0.5}
+    )
+    assert {h["payload"]["document_id"] for h in above.json()["hits"]} == {"a", "b"}
+
+
+async def test_upserting_the_same_id_replaces_the_point(client: httpx.AsyncClient) -> None:
+    await create(client)
+    first = point([1.0, 0.0, 0.0], text="old")
+    await client.put("/v1/collections/docs/points", json={"points": [first]})
+    await client.put("/v1/collections/docs/points", json={"points": [first | {"payload": {"text": "new"}}]})
+    assert (await client.get("/v1/collections/docs")).json()["points_count"] == 1
+    hits = (await client.post("/v1/collections/docs/search", json={"vector": [1, 0, 0]})).json()["hits"]
+    assert hits[0]["payload"]["text"] == "new"
+
+
+async def test_unknown_collection_is_404_problem_naming_it(client: httpx.AsyncClient) -> None:
+    response = await client.post("/v1/collections/nope/search", json={"vector": [1, 0, 0]})
+    assert response.status_code == 404
+    assert response.headers["content-type"] == "application/problem+json"
+    assert response.json()["collection"] == "nope"
+
+
+async def test_wrong_vector_size_is_422(client: httpx.AsyncClient) -> None:
+    await create(client)
+    response = await client.put("/v1/collections/docs/points", json={"points": [point([1.0, 2.0])]})
+    assert response.status_code == 422
+    assert "size 3" in response.json()["detail"]
+
+
+async def test_invalid_collection_name_is_422(client: httpx.AsyncClient) -> None:
+    response = await client.post("/v1/collections", json={"name": "../etc", "vector_size": 3})
+    assert response.status_code == 422

@@ -1,0 +1,1 @@
+"""Local, Docker-free runner of the six services plus Redis."""

@@ -1,0 +1,52 @@
+"""The six services, their start order and the environment that wires them together."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+
+@dataclass(frozen=True, slots=True)
+class ServiceSpec:
+    name: str
+    factory: str
+    default_port: int
+
+
+# Leaves first, so every service finds its upstreams ready.
+SERVICES: tuple[ServiceSpec, ...] = (
+    ServiceSpec("embedding", "rag_embedding.main:create_app", 8002),
+    ServiceSpec("retrieval", "rag_retrieval.main:create_app", 8003),
+    ServiceSpec("llm", "rag_llm.main:create_app", 8004),
+    ServiceSpec("safety", "rag_safety.main:create_app", 8005),
+    ServiceSpec("orchestrator", "rag_orchestrator.main:create_app", 8001),
+    ServiceSpec("gateway", "rag_gateway.main:create_app", 8000),
+)
+LEAVES = ("embedding", "retrieval", "llm", "safety")
+
+
+def service_env(
+    ports: dict[str, int], *, host: str, data_dir: Path, redis_url: str, api_key: str
+) -> dict[str, dict[str, str]]:
+    """Per service, the environment variables that point it at its neighbours."""
+
+    def url(name: str) -> str:
+        return f"http://{host}:{ports[name]}"
+
+    return {
+        "embedding": {},
+        "retrieval": {"RETRIEVAL_QDRANT_PATH": str(data_dir / "qdrant")},
+        "llm": {},
+        "safety": {},
+        "orchestrator": {
+            "ORCHESTRATOR_EMBEDDING_URL": url("embedding"),
+            "ORCHESTRATOR_RETRIEVAL_URL": url("retrieval"),
+            "ORCHESTRATOR_LLM_URL": url("llm"),
+            "ORCHESTRATOR_SAFETY_URL": url("safety"),
+        },
+        "gateway": {
+            "GATEWAY_ORCHESTRATOR_URL": url("orchestrator"),
+            "GATEWAY_REDIS_URL": redis_url,
+            "GATEWAY_DEV_API_KEY": api_key,
+        },
+    }
