@@ -39,7 +39,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     async def lifespan(_: FastAPI) -> AsyncIterator[State]:
         redis = redis_store.connect(settings.redis_url, settings.redis_timeout_s)
         keys = redis_store.RedisKeyStore(redis)
-        if settings.dev_api_key is not None:
+        if settings.dev_api_key and settings.dev_api_key.get_secret_value():
             await keys.register(
                 settings.dev_api_key.get_secret_value(), ApiKeyRecord(tenant="dev", name="development")
             )

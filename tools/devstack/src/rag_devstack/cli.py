@@ -135,7 +135,7 @@ def down(settings: StackSettings) -> int:
 def status(settings: StackSettings) -> int:
     if not settings.state_file.exists():
         print("The stack is not running.")
-        return 1
+        return 0
     state = json.loads(settings.state_file.read_text())
     for name, pid in state["pids"].items():
         print(f"  {name:<12} pid {pid:<8} {'running' if _alive(pid) else 'DEAD'}")
