@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import AsyncIterator
+
+from httpx_sse import ServerSentEvent
 
 from rag_common.contracts import (
     ChatCompletionChunk,
@@ -22,6 +25,7 @@ from rag_common.contracts import (
     UpsertRequest,
     UpsertResponse,
 )
+from rag_common.errors import UpstreamUnavailable
 from rag_common.http import ServiceClient
 
 STREAM_END = "[DONE]"
@@ -84,13 +88,18 @@ class LlmClient:
         return self._chunks(await self._client.stream_events("POST", "/v1/chat/completions", body=body))
 
     @staticmethod
-    async def _chunks(events: AsyncIterator[object]) -> AsyncIterator[ChatCompletionChunk]:
+    async def _chunks(events: AsyncIterator[ServerSentEvent]) -> AsyncIterator[ChatCompletionChunk]:
+        """OpenAI-style chunks until `[DONE]`; an `{"error": ...}` event mid-stream ends it with 503."""
         async for event in events:
-            data = getattr(event, "data", "")
-            if data.strip() == STREAM_END:
+            if event.data.strip() == STREAM_END:
                 return
-            if data:
-                yield ChatCompletionChunk.model_validate_json(data)
+            if not event.data:
+                continue
+            payload = json.loads(event.data)
+            if "error" in payload:
+                message = str(payload["error"].get("message") or "generation failed mid-stream")
+                raise UpstreamUnavailable("llm", f"The llm service failed while streaming: {message}")
+            yield ChatCompletionChunk.model_validate(payload)
 
 
 class SafetyClient:

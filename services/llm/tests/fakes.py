@@ -1,0 +1,41 @@
+"""Small real backends implementing `ChatBackend`, for behaviour the real models cannot be made to show."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncGenerator, Sequence
+
+from rag_common.contracts import ChatMessage, Usage
+from rag_common.errors import ServiceError
+from rag_llm.ports import Completion, SamplingParams, StreamEnd, StreamEvent
+
+
+class ScriptedBackend:
+    """Streams the given pieces, then fails with `fail_with` if set, else ends normally."""
+
+    def __init__(self, pieces: Sequence[str], fail_with: ServiceError | None = None) -> None:
+        self.model_name = "scripted"
+        self._pieces = list(pieces)
+        self._fail_with = fail_with
+        self.seen: list[list[ChatMessage]] = []
+
+    async def complete(self, messages: Sequence[ChatMessage], params: SamplingParams) -> Completion:
+        self.seen.append(list(messages))
+        if self._fail_with is not None:
+            raise self._fail_with
+        return Completion(text="".join(self._pieces), finish_reason="stop", usage=self._usage())
+
+    async def stream(
+        self, messages: Sequence[ChatMessage], params: SamplingParams
+    ) -> AsyncGenerator[StreamEvent, None]:
+        self.seen.append(list(messages))
+        for piece in self._pieces:
+            yield piece
+        if self._fail_with is not None:
+            raise self._fail_with
+        yield StreamEnd(finish_reason="stop", usage=self._usage())
+
+    async def aclose(self) -> None:
+        """Nothing to release."""
+
+    def _usage(self) -> Usage:
+        return Usage(prompt_tokens=3, completion_tokens=len(self._pieces), total_tokens=3 + len(self._pieces))
