@@ -68,3 +68,9 @@ async def test_empty_input_is_rejected(client: httpx.AsyncClient, payload: dict[
 
 async def test_models_lists_the_served_model(client: httpx.AsyncClient) -> None:
     assert (await client.get("/v1/models")).json()["data"][0]["id"] == "all-MiniLM-L6-v2"
+
+
+async def test_text_over_the_character_limit_is_422_naming_it(client: httpx.AsyncClient) -> None:
+    response = await client.post("/v1/embeddings", json={"input": ["ok", "x" * 20_001]})
+    assert response.status_code == 422
+    assert response.json()["detail"].startswith("input[1] has 20001 characters")

@@ -33,7 +33,13 @@ async def create(client: httpx.AsyncClient, name: str = "docs", size: int = 3) -
 async def test_collection_lifecycle(client: httpx.AsyncClient) -> None:
     await create(client)
     info = (await client.get("/v1/collections/docs")).json()
-    assert info == {"name": "docs", "vector_size": 3, "distance": "cosine", "points_count": 0}
+    assert info == {
+        "name": "docs",
+        "vector_size": 3,
+        "distance": "cosine",
+        "points_count": 0,
+        "hybrid": True,
+    }
     assert [c["name"] for c in (await client.get("/v1/collections")).json()["collections"]] == ["docs"]
     assert (await client.delete("/v1/collections/docs")).status_code == 204
     assert (await client.get("/v1/collections/docs")).status_code == 404
@@ -101,3 +107,64 @@ async def test_wrong_vector_size_is_422(client: httpx.AsyncClient) -> None:
 async def test_invalid_collection_name_is_422(client: httpx.AsyncClient) -> None:
     response = await client.post("/v1/collections", json={"name": "../etc", "vector_size": 3})
     assert response.status_code == 422
+
+
+async def seed_texts(client: httpx.AsyncClient) -> None:
+    await create(client)
+    points = [
+        point([1.0, 0.0, 0.0], document_id="dense-only", text="general overview of many topics"),
+        point([0.0, 1.0, 0.0], document_id="keyword", text="The Dewey Decimal Classification of libraries"),
+        point([0.0, 0.0, 1.0], document_id="other", text="cooking pasta with tomatoes", topic="food"),
+    ]
+    await client.put("/v1/collections/docs/points", json={"points": points})
+
+
+async def search_ids(client: httpx.AsyncClient, **query: object) -> list[str]:
+    response = await client.post("/v1/collections/docs/search", json=query)
+    assert response.status_code == 200, response.text
+    return [h["payload"]["document_id"] for h in response.json()["hits"]]
+
+
+async def test_sparse_bm25_finds_the_keyword_match(client: httpx.AsyncClient) -> None:
+    await seed_texts(client)
+    assert (await search_ids(client, text="dewey classification", mode="sparse", top_k=3)) == ["keyword"]
+
+
+async def test_hybrid_fuses_dense_and_keyword_rankings(client: httpx.AsyncClient) -> None:
+    await seed_texts(client)
+    ids = await search_ids(client, vector=[1, 0, 0], text="dewey decimal", mode="hybrid", top_k=3)
+    assert set(ids[:2]) == {"dense-only", "keyword"}, "each ranking's winner makes the fused top two"
+    dense = await search_ids(client, vector=[1, 0, 0], mode="dense", top_k=1)
+    assert dense == ["dense-only"]
+
+
+async def test_hybrid_respects_the_payload_filter(client: httpx.AsyncClient) -> None:
+    await seed_texts(client)
+    ids = await search_ids(client, vector=[1, 0, 0], text="dewey", mode="hybrid", filter={"topic": "food"})
+    assert ids == ["other"]
+
+
+@pytest.mark.parametrize(
+    "query", [{"mode": "hybrid", "vector": [1, 0, 0]}, {"mode": "sparse"}, {"mode": "dense", "text": "x"}]
+)
+async def test_search_without_the_inputs_its_mode_needs_is_422(
+    client: httpx.AsyncClient, query: dict[str, object]
+) -> None:
+    await create(client)
+    response = await client.post("/v1/collections/docs/search", json=query)
+    assert response.status_code == 422
+    assert "needs" in response.json()["detail"]
+
+
+async def test_delete_by_filter_removes_exactly_the_matching_points(client: httpx.AsyncClient) -> None:
+    await seed_texts(client)
+    response = await client.post(
+        "/v1/collections/docs/points/delete", json={"filter": {"document_id": "keyword"}}
+    )
+    assert response.json() == {"deleted": 1}
+    assert (await client.get("/v1/collections/docs")).json()["points_count"] == 2
+    assert "keyword" not in await search_ids(client, text="dewey classification", mode="sparse")
+    again = await client.post(
+        "/v1/collections/docs/points/delete", json={"filter": {"document_id": "keyword"}}
+    )
+    assert again.json() == {"deleted": 0}

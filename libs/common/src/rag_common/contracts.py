@@ -6,7 +6,7 @@ import time
 import uuid
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_validator
 
 NonEmptyStr = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1)]
 CollectionName = Annotated[
@@ -64,6 +64,7 @@ class CollectionInfo(BaseModel):
     vector_size: int
     distance: str
     points_count: int
+    hybrid: bool = Field(default=False, description="Whether points also get BM25 sparse vectors.")
 
 
 class CollectionList(BaseModel):
@@ -84,13 +85,40 @@ class UpsertResponse(BaseModel):
     upserted: int
 
 
+SearchMode = Literal["dense", "sparse", "hybrid"]
+
+
 class SearchRequest(Strict):
-    vector: list[float]
+    vector: list[float] | None = Field(default=None, description="The query embedding (dense and hybrid).")
+    text: str | None = Field(default=None, description="The query text, for BM25 (sparse and hybrid).")
+    mode: SearchMode = Field(
+        default="dense", description="dense vectors, sparse BM25, or both fused with reciprocal rank fusion."
+    )
     top_k: int = Field(default=5, ge=1, le=100)
     filter: dict[str, FilterValue] | None = Field(
         default=None, description="Payload fields that must equal the given values."
     )
-    score_threshold: float | None = None
+    score_threshold: float | None = Field(
+        default=None, description="Minimum dense similarity; in hybrid mode it filters the dense candidates."
+    )
+
+    @model_validator(mode="after")
+    def _inputs_match_mode(self) -> SearchRequest:
+        if self.mode in ("dense", "hybrid") and self.vector is None:
+            raise ValueError(f"mode '{self.mode}' needs a query vector")
+        if self.mode in ("sparse", "hybrid") and not (self.text and self.text.strip()):
+            raise ValueError(f"mode '{self.mode}' needs the query text")
+        return self
+
+
+class DeleteRequest(Strict):
+    filter: Annotated[dict[str, FilterValue], Field(min_length=1)] = Field(
+        description="Delete the points whose payload matches every field, e.g. {'document_id': 'x'}."
+    )
+
+
+class DeleteResponse(BaseModel):
+    deleted: int
 
 
 class SearchHit(BaseModel):

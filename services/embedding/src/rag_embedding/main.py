@@ -9,6 +9,7 @@ from starlette.concurrency import run_in_threadpool
 
 from rag_common.app import create_service_app
 
+from .batching import DynamicBatcher
 from .ports import Embedder
 from .routes import router
 from .settings import Settings
@@ -16,6 +17,8 @@ from .settings import Settings
 
 class State(TypedDict):
     embedder: Embedder
+    batcher: DynamicBatcher
+    settings: Settings
 
 
 def load_embedder(settings: Settings) -> Embedder:
@@ -35,7 +38,15 @@ def create_app(settings: Settings | None = None, embedder: Embedder | None = Non
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[State]:
-        yield {"embedder": embedder or await run_in_threadpool(load_embedder, settings)}
+        model = embedder or await run_in_threadpool(load_embedder, settings)
+        batcher = DynamicBatcher(
+            model, max_batch=settings.batch_max_size, max_wait_s=settings.batch_max_wait_ms / 1000
+        )
+        batcher.start()
+        try:
+            yield {"embedder": model, "batcher": batcher, "settings": settings}
+        finally:
+            await batcher.aclose()
 
     return create_service_app(
         service="embedding",

@@ -5,14 +5,18 @@ from fastapi import APIRouter
 from rag_common.contracts import EmbeddingRequest, EmbeddingResponse, ModelCard, ModelList
 
 from . import service as embedding_service
-from .deps import EmbedderDep
+from .deps import BatcherDep, EmbedderDep, SettingsDep
 
 router = APIRouter(prefix="/v1", tags=["embeddings"])
 
 
 @router.post("/embeddings", response_model=EmbeddingResponse)
-async def create_embeddings(body: EmbeddingRequest, embedder: EmbedderDep) -> EmbeddingResponse:
-    return await embedding_service.embed(body, embedder=embedder)
+async def create_embeddings(
+    body: EmbeddingRequest, embedder: EmbedderDep, batcher: BatcherDep, settings: SettingsDep
+) -> EmbeddingResponse:
+    return await embedding_service.embed(
+        body, embedder=embedder, batcher=batcher, max_chars=settings.max_input_chars
+    )
 
 
 @router.get("/models", response_model=ModelList)

@@ -1,23 +1,32 @@
 from __future__ import annotations
 
-from starlette.concurrency import run_in_threadpool
-
 from rag_common.contracts import EmbeddingData, EmbeddingRequest, EmbeddingResponse, Usage
-from rag_common.errors import NotFound
+from rag_common.errors import NotFound, UnprocessableContent
 
+from .batching import DynamicBatcher
 from .ports import Embedder
 
 
-async def embed(request: EmbeddingRequest, *, embedder: Embedder) -> EmbeddingResponse:
+def _check_inputs(texts: list[str], max_chars: int) -> None:
+    for index, text in enumerate(texts):
+        if len(text) > max_chars:
+            raise UnprocessableContent(
+                f"input[{index}] has {len(text)} characters; the limit is {max_chars}. Split it into chunks."
+            )
+
+
+async def embed(
+    request: EmbeddingRequest, *, embedder: Embedder, batcher: DynamicBatcher, max_chars: int
+) -> EmbeddingResponse:
     if request.model not in (None, embedder.model_name):
         raise NotFound(
             f"Model '{request.model}' is not served here; this service serves '{embedder.model_name}'."
         )
     texts = request.texts()
-    vectors = await run_in_threadpool(embedder.embed, texts)
-    tokens = await run_in_threadpool(embedder.count_tokens, texts)
+    _check_inputs(texts, max_chars)
+    embedded = await batcher.embed(texts)
     return EmbeddingResponse(
-        data=[EmbeddingData(index=i, embedding=vector) for i, vector in enumerate(vectors)],
+        data=[EmbeddingData(index=i, embedding=vector) for i, vector in enumerate(embedded.vectors)],
         model=embedder.model_name,
-        usage=Usage(prompt_tokens=tokens, total_tokens=tokens),
+        usage=Usage(prompt_tokens=embedded.tokens, total_tokens=embedded.tokens),
     )

@@ -76,7 +76,13 @@ async def retrieve(query: RagQuery, pipeline: Pipeline) -> Retrieved:
     verdict, vectors = await both(
         check(pipeline, query.question, "input"), pipeline.embedder.embed([query.question])
     )
-    search = SearchRequest(vector=vectors[0], top_k=query.top_k, filter=payload_filter(query.filter))
+    search = SearchRequest(
+        vector=vectors[0],
+        text=query.question,
+        mode=pipeline.settings.retrieval_mode,
+        top_k=query.top_k,
+        filter=payload_filter(query.filter),
+    )
     with tracer.start_as_current_span("retrieval.search"):
         hits = await pipeline.retriever.search(query.collection, search)
     citations = [citation_from(i, hit) for i, hit in enumerate(hits, start=1)]

@@ -3,6 +3,7 @@ from __future__ import annotations
 from pydantic import Field, model_validator
 from pydantic_settings import SettingsConfigDict
 
+from rag_common.contracts import SearchMode
 from rag_common.settings import ServiceSettings
 
 
@@ -15,6 +16,9 @@ class Settings(ServiceSettings):
     llm_url: str = "http://127.0.0.1:8004"
     safety_url: str = "http://127.0.0.1:8005"
     llm_timeout_s: float = Field(default=120.0, gt=0, description="Generation is slow on a CPU.")
+    retrieval_mode: SearchMode = Field(
+        default="hybrid", description="dense, sparse (BM25) or hybrid (both, reciprocal rank fusion)."
+    )
     safety_enabled: bool = Field(default=True, description="Run input and output checks on every query.")
     chunk_size: int = Field(default=800, ge=50, description="Characters per chunk.")
     chunk_overlap: int = Field(default=120, ge=0, description="Characters shared by neighbouring chunks.")

@@ -24,3 +24,11 @@ class VectorSizeMismatch(UnprocessableContent):
             f"Collection '{name}' holds vectors of size {expected}; got a vector of size {got}.",
             extra={"collection": name},
         )
+
+
+class SparseIndexMissing(UnprocessableContent):
+    def __init__(self, name: str) -> None:
+        super().__init__(
+            f"Collection '{name}' was created without a BM25 index; search it with mode 'dense'.",
+            extra={"collection": name},
+        )

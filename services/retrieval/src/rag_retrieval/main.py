@@ -28,6 +28,9 @@ def connect_store(settings: Settings) -> VectorStore:
         path=settings.qdrant_path,
         api_key=api_key,
         timeout_s=settings.qdrant_timeout_s,
+        fusion=settings.fusion,
+        bm25_average_terms=settings.bm25_average_terms,
+        hybrid_candidates=settings.hybrid_candidates,
     )
 
 

@@ -2,7 +2,14 @@ from __future__ import annotations
 
 from typing import Protocol
 
-from rag_common.contracts import CollectionCreate, CollectionInfo, Point, SearchHit, SearchRequest
+from rag_common.contracts import (
+    CollectionCreate,
+    CollectionInfo,
+    FilterValue,
+    Point,
+    SearchHit,
+    SearchRequest,
+)
 
 
 class VectorStore(Protocol):
@@ -17,6 +24,8 @@ class VectorStore(Protocol):
     async def delete_collection(self, name: str) -> None: ...
 
     async def upsert(self, collection: str, points: list[Point]) -> int: ...
+
+    async def delete(self, collection: str, conditions: dict[str, FilterValue]) -> int: ...
 
     async def search(self, collection: str, query: SearchRequest) -> list[SearchHit]: ...
 

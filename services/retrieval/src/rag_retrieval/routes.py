@@ -7,6 +7,8 @@ from rag_common.contracts import (
     CollectionInfo,
     CollectionList,
     CollectionName,
+    DeleteRequest,
+    DeleteResponse,
     SearchRequest,
     SearchResponse,
     UpsertRequest,
@@ -48,3 +50,8 @@ async def upsert_points(name: CollectionName, body: UpsertRequest, store: StoreD
 @router.post("/{name}/search", response_model=SearchResponse)
 async def search(name: CollectionName, body: SearchRequest, store: StoreDep) -> SearchResponse:
     return await retrieval_service.search(name, body, store=store)
+
+
+@router.post("/{name}/points/delete", response_model=DeleteResponse)
+async def delete_points(name: CollectionName, body: DeleteRequest, store: StoreDep) -> DeleteResponse:
+    return await retrieval_service.delete(name, body, store=store)

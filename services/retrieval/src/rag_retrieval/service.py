@@ -4,6 +4,8 @@ from rag_common.contracts import (
     CollectionCreate,
     CollectionInfo,
     CollectionList,
+    DeleteRequest,
+    DeleteResponse,
     SearchRequest,
     SearchResponse,
     UpsertRequest,
@@ -35,3 +37,7 @@ async def upsert(name: str, request: UpsertRequest, *, store: VectorStore) -> Up
 
 async def search(name: str, request: SearchRequest, *, store: VectorStore) -> SearchResponse:
     return SearchResponse(hits=await store.search(name, request))
+
+
+async def delete(name: str, request: DeleteRequest, *, store: VectorStore) -> DeleteResponse:
+    return DeleteResponse(deleted=await store.delete(name, request.filter))

@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+from typing import Literal
+
 from pydantic import Field, SecretStr
 from pydantic_settings import SettingsConfigDict
 
@@ -18,3 +20,16 @@ class Settings(ServiceSettings):
     qdrant_api_key: SecretStr | None = None
     qdrant_path: str = Field(default="data/qdrant", description="Data folder of the embedded local mode.")
     qdrant_timeout_s: int = Field(default=10, gt=0)
+    fusion: Literal["dbsf", "rrf"] = Field(
+        default="dbsf",
+        description="How hybrid search fuses dense and BM25: distribution-based score fusion or reciprocal rank.",
+    )
+    hybrid_candidates: int = Field(
+        default=100,
+        ge=1,
+        le=10_000,
+        description="Candidates each of dense and BM25 contribute before fusion.",
+    )
+    bm25_average_terms: float = Field(
+        default=100.0, gt=0, description="BM25 length normalisation: the term count of a typical chunk."
+    )

@@ -32,6 +32,6 @@ class SentenceTransformerEmbedder:
         )
         return [vector.tolist() for vector in vectors]
 
-    def count_tokens(self, texts: list[str]) -> int:
+    def token_counts(self, texts: list[str]) -> list[int]:
         encoded = self._model.tokenizer(texts, add_special_tokens=True, truncation=True)
-        return sum(len(ids) for ids in encoded["input_ids"])
+        return [len(ids) for ids in encoded["input_ids"]]

@@ -1,0 +1,97 @@
+"""Embedding service throughput: 64 concurrent clients with one text each vs the model in-process.
+
+The in-process figure is the best of several batch sizes; the service runs as a real uvicorn process
+on loopback with its dynamic batcher. Usage: .venv/bin/python bench/embedding/throughput.py
+"""
+
+from __future__ import annotations
+
+import asyncio
+import statistics
+import tempfile
+import time
+from pathlib import Path
+
+import httpx
+
+from rag_devstack.processes import free_port, start_service, wait_ready
+from rag_embedding.adapters.sentence_transformers import SentenceTransformerEmbedder
+
+CLIENTS = 64
+REQUESTS = 1280
+BATCH_SIZES = (8, 16, 32, 64, 128)
+SENTENCE = "Retrieval augmented generation grounds answers in passages number {i} of the collection."
+
+
+def texts(n: int) -> list[str]:
+    return [SENTENCE.format(i=i) for i in range(n)]
+
+
+def in_process_best() -> tuple[int, float]:
+    embedder = SentenceTransformerEmbedder(
+        model_name="all-MiniLM-L6-v2", model_path=None, device="cpu", batch_size=32, normalize=True
+    )
+    embedder._batch_size = 8
+    embedder.embed(texts(64))
+    rates = {}
+    for size in BATCH_SIZES:
+        embedder._batch_size = size
+        started = time.perf_counter()
+        embedder.embed(texts(REQUESTS))
+        rates[size] = REQUESTS / (time.perf_counter() - started)
+    best = max(rates, key=lambda s: rates[s])
+    return best, rates[best]
+
+
+async def through_service(url: str) -> tuple[float, float]:
+    queue: asyncio.Queue[str] = asyncio.Queue()
+    for text in texts(REQUESTS):
+        queue.put_nowait(text)
+    latencies: list[float] = []
+
+    async def client(http: httpx.AsyncClient) -> None:
+        while not queue.empty():
+            text = queue.get_nowait()
+            started = time.perf_counter()
+            response = await http.post("/v1/embeddings", json={"input": text})
+            response.raise_for_status()
+            latencies.append(time.perf_counter() - started)
+
+    limits = httpx.Limits(max_connections=CLIENTS, max_keepalive_connections=CLIENTS)
+    async with httpx.AsyncClient(base_url=url, limits=limits, timeout=60) as http:
+        await asyncio.gather(*(http.post("/v1/embeddings", json={"input": t}) for t in texts(CLIENTS)))
+        started = time.perf_counter()
+        await asyncio.gather(*(client(http) for _ in range(CLIENTS)))
+        elapsed = time.perf_counter() - started
+    return REQUESTS / elapsed, statistics.median(latencies) * 1000
+
+
+def main() -> None:
+    best_batch, in_process = in_process_best()
+    log = Path(tempfile.mkdtemp()) / "embedding.log"
+    service = start_service(
+        "embedding", "rag_embedding.main:create_app", host="127.0.0.1", port=free_port(), env={}, log_path=log
+    )
+    try:
+        wait_ready(service, 120)
+        served, p50_ms = asyncio.run(through_service(service.url))
+    finally:
+        service.stop()
+    ratio = served / in_process
+    verdict = "reached" if ratio >= 0.8 else "NOT reached"
+    report = "\n".join(
+        [
+            "| path | texts/s |",
+            "| --- | --- |",
+            f"| in-process, best batch size ({best_batch}) | {in_process:.0f} |",
+            f"| service, {CLIENTS} concurrent clients, one text per request | {served:.0f} (p50 {p50_ms:.0f} ms) |",
+            "",
+            f"Ratio service / in-process: {ratio:.2f} (goal 0.80: {verdict}).",
+        ]
+    )
+    print(report)
+    (Path(__file__).parent / "RESULTS.md").write_text("# Embedding throughput\n\n" + report + "\n")
+
+
+if __name__ == "__main__":
+    main()

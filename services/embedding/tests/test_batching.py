@@ -1,0 +1,83 @@
+from __future__ import annotations
+
+import asyncio
+import threading
+
+import pytest
+
+from rag_embedding.batching import DynamicBatcher
+
+
+class LengthEmbedder:
+    """A real, tiny embedder: the vector of a text is [its length]; records each model call."""
+
+    model_name = "length"
+    dimension = 1
+
+    def __init__(self, fail_on: str | None = None) -> None:
+        self.calls: list[list[str]] = []
+        self.fail_on = fail_on
+        self.release = threading.Event()
+        self.release.set()
+
+    def embed(self, texts: list[str]) -> list[list[float]]:
+        self.release.wait(timeout=5)
+        self.calls.append(texts)
+        if self.fail_on in texts:
+            raise RuntimeError("model failure")
+        return [[float(len(t))] for t in texts]
+
+    def token_counts(self, texts: list[str]) -> list[int]:
+        return [len(t.split()) for t in texts]
+
+
+async def test_concurrent_requests_share_model_calls_and_get_their_own_vectors() -> None:
+    embedder = LengthEmbedder()
+    batcher = DynamicBatcher(embedder, max_batch=64, max_wait_s=0.05)
+    batcher.start()
+    texts = [["a" * n] for n in range(1, 21)]
+    results = await asyncio.gather(*(batcher.embed(t) for t in texts))
+    await batcher.aclose()
+    assert [r.vectors for r in results] == [[[float(n)]] for n in range(1, 21)]
+    assert all(r.tokens == 1 for r in results)
+    assert len(embedder.calls) < len(texts)
+    assert sum(len(call) for call in embedder.calls) == len(texts)
+
+
+async def test_batches_never_exceed_the_maximum_size_by_more_than_one_request() -> None:
+    embedder = LengthEmbedder()
+    embedder.release.clear()
+    batcher = DynamicBatcher(embedder, max_batch=4, max_wait_s=0.01)
+    batcher.start()
+    pending = [asyncio.ensure_future(batcher.embed(["x", "y"])) for _ in range(6)]
+    await asyncio.sleep(0.05)
+    embedder.release.set()
+    await asyncio.gather(*pending)
+    await batcher.aclose()
+    assert all(len(call) <= 4 for call in embedder.calls)
+
+
+async def test_a_model_failure_reaches_every_request_of_the_batch_and_the_worker_survives() -> None:
+    embedder = LengthEmbedder(fail_on="boom")
+    batcher = DynamicBatcher(embedder, max_batch=64, max_wait_s=0.05)
+    batcher.start()
+    outcomes = await asyncio.gather(batcher.embed(["boom"]), batcher.embed(["fine"]), return_exceptions=True)
+    assert all(isinstance(o, RuntimeError) for o in outcomes)
+    assert (await batcher.embed(["again"])).vectors == [[5.0]]
+    await batcher.aclose()
+
+
+async def test_close_cancels_requests_still_waiting() -> None:
+    embedder = LengthEmbedder()
+    embedder.release.clear()
+    batcher = DynamicBatcher(embedder, max_batch=1, max_wait_s=0)
+    batcher.start()
+    first = asyncio.ensure_future(batcher.embed(["a"]))
+    await asyncio.sleep(0.01)
+    second = asyncio.ensure_future(batcher.embed(["b"]))
+    await asyncio.sleep(0.01)
+    embedder.release.set()
+    await batcher.aclose()
+    with pytest.raises(asyncio.CancelledError):
+        await second
+    first.cancel()
