@@ -100,3 +100,14 @@ async def test_a_stream_matches_the_plain_completion(client: httpx.AsyncClient) 
 def test_the_backend_refuses_to_start_without_a_model_folder() -> None:
     with pytest.raises(ValueError, match="LLM_MODEL_PATH"):
         Settings(backend="transformers")
+
+
+async def test_grounded_passages_are_packed_with_the_models_own_tokenizer(client: httpx.AsyncClient) -> None:
+    contexts = [{"index": i, "text": "Zorblax has three moons."} for i in range(1, 41)]
+    body = {"question": "How many moons?", "contexts": contexts, "max_tokens": 4, "temperature": 0}
+    response = await client.post("/v1/grounded/completions", json=body)
+
+    answer = response.json()
+    assert response.status_code == 200
+    assert 0 < answer["contexts_used"] < 40, "the tiny model's 512 positions hold only some passages"
+    assert answer["usage"]["prompt_tokens"] + 4 <= 512

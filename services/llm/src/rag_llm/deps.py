@@ -4,12 +4,13 @@ from typing import Annotated
 
 from fastapi import Depends, Request
 
-from .ports import ChatBackend, SamplingDefaults
+from .ports import SamplingDefaults
+from .routing import ModelRouter
 
 
-def get_backend(request: Request) -> ChatBackend:
-    backend: ChatBackend = request.state.backend
-    return backend
+def get_router(request: Request) -> ModelRouter:
+    router: ModelRouter = request.state.router
+    return router
 
 
 def get_defaults(request: Request) -> SamplingDefaults:
@@ -17,5 +18,5 @@ def get_defaults(request: Request) -> SamplingDefaults:
     return defaults
 
 
-BackendDep = Annotated[ChatBackend, Depends(get_backend)]
+RouterDep = Annotated[ModelRouter, Depends(get_router)]
 DefaultsDep = Annotated[SamplingDefaults, Depends(get_defaults)]

@@ -49,6 +49,12 @@ class ChatBackend(Protocol):
     """Generates chat completions; implementations serialize access to models that need it."""
 
     model_name: str
+    context_window: int
+    """Tokens the prompt and the answer share."""
+
+    def count_tokens(self, messages: Sequence[ChatMessage]) -> int:
+        """Prompt tokens of `messages` once the chat template is applied."""
+        ...
 
     async def complete(self, messages: Sequence[ChatMessage], params: SamplingParams) -> Completion: ...
 

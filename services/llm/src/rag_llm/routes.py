@@ -1,9 +1,8 @@
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from typing import Any
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Response
 from fastapi.responses import StreamingResponse
 
 from rag_common.contracts import (
@@ -15,7 +14,7 @@ from rag_common.contracts import (
 )
 
 from . import service as llm_service
-from .deps import BackendDep, DefaultsDep
+from .deps import DefaultsDep, RouterDep
 
 router = APIRouter(prefix="/v1", tags=["llm"])
 
@@ -28,29 +27,36 @@ STREAM_RESPONSE: dict[int | str, dict[str, Any]] = {
 }
 
 
-def _event_stream(lines: AsyncIterator[str]) -> StreamingResponse:
-    return StreamingResponse(lines, media_type="text/event-stream", headers=SSE_HEADERS)
+def _event_stream(opened: llm_service.OpenedStream) -> StreamingResponse:
+    headers = SSE_HEADERS | opened.headers
+    return StreamingResponse(opened.lines, media_type="text/event-stream", headers=headers)
+
+
+def _answer(answer: llm_service.Answer, response: Response) -> ChatCompletionResponse:
+    response.headers.update(answer.headers)
+    return answer.response
 
 
 @router.post("/chat/completions", response_model=ChatCompletionResponse, responses=STREAM_RESPONSE)
 async def create_chat_completion(
-    body: ChatCompletionRequest, backend: BackendDep, defaults: DefaultsDep
+    body: ChatCompletionRequest, router: RouterDep, defaults: DefaultsDep, response: Response
 ) -> ChatCompletionResponse | StreamingResponse:
+    """`model` picks one of the served models (default: the first); `X-Model-Fallback` tells of a fallback."""
     if body.stream:
-        return _event_stream(await llm_service.chat_stream(body, backend=backend, defaults=defaults))
-    return await llm_service.chat(body, backend=backend, defaults=defaults)
+        return _event_stream(await llm_service.chat_stream(body, router=router, defaults=defaults))
+    return _answer(await llm_service.chat(body, router=router, defaults=defaults), response)
 
 
 @router.post("/grounded/completions", response_model=ChatCompletionResponse, responses=STREAM_RESPONSE)
 async def create_grounded_completion(
-    body: GroundedCompletionRequest, backend: BackendDep, defaults: DefaultsDep
+    body: GroundedCompletionRequest, router: RouterDep, defaults: DefaultsDep, response: Response
 ) -> ChatCompletionResponse | StreamingResponse:
-    """Answer `question` from the numbered `contexts` with the versioned prompt (`prompt_version`)."""
+    """Answer `question` from the best `contexts` that fit (`contexts_used`) with the versioned prompt."""
     if body.stream:
-        return _event_stream(await llm_service.grounded_stream(body, backend=backend, defaults=defaults))
-    return await llm_service.grounded(body, backend=backend, defaults=defaults)
+        return _event_stream(await llm_service.grounded_stream(body, router=router, defaults=defaults))
+    return _answer(await llm_service.grounded(body, router=router, defaults=defaults), response)
 
 
 @router.get("/models", response_model=ModelList)
-async def list_models(backend: BackendDep) -> ModelList:
-    return ModelList(data=[ModelCard(id=backend.model_name)])
+async def list_models(router: RouterDep) -> ModelList:
+    return ModelList(data=[ModelCard(id=name) for name in router.names])

@@ -1,14 +1,17 @@
-"""Chat and grounded completions over any `ChatBackend`, in the OpenAI wire format."""
+"""Chat and grounded completions over the routed backends, in the OpenAI wire format."""
 
 from __future__ import annotations
 
 import json
 import logging
 import time
-from collections.abc import AsyncGenerator, AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from opentelemetry import trace
+from opentelemetry.trace import Span
+from starlette.concurrency import run_in_threadpool
 
 from rag_common.contracts import (
     ChatChoice,
@@ -25,9 +28,9 @@ from rag_common.contracts import (
 )
 from rag_common.errors import ServiceError
 
-from . import prompts
-from .errors import ModelNotServed
-from .ports import ChatBackend, SamplingDefaults, SamplingParams, StreamEvent
+from . import observe, packing, prompts
+from .ports import SamplingDefaults, SamplingParams, StreamEnd
+from .routing import ModelRouter, OpenStream
 
 logger = logging.getLogger(__name__)
 
@@ -46,67 +49,72 @@ def sampling_params(request: GenerationParams, defaults: SamplingDefaults) -> Sa
     )
 
 
-def check_model(requested: str | None, backend: ChatBackend) -> None:
-    if requested not in (None, backend.model_name):
-        raise ModelNotServed(str(requested), backend.model_name)
+@dataclass(frozen=True, slots=True)
+class Answer:
+    response: ChatCompletionResponse
+    headers: dict[str, str]
 
 
-async def chat(
-    request: ChatCompletionRequest, *, backend: ChatBackend, defaults: SamplingDefaults
-) -> ChatCompletionResponse:
-    check_model(request.model, backend)
-    return await _complete(request.messages, sampling_params(request, defaults), backend=backend)
+@dataclass(frozen=True, slots=True)
+class OpenedStream:
+    lines: AsyncIterator[str]
+    headers: dict[str, str]
+
+
+async def chat(request: ChatCompletionRequest, *, router: ModelRouter, defaults: SamplingDefaults) -> Answer:
+    return await _complete(request.model, request.messages, sampling_params(request, defaults), router=router)
 
 
 async def chat_stream(
-    request: ChatCompletionRequest, *, backend: ChatBackend, defaults: SamplingDefaults
-) -> AsyncIterator[str]:
+    request: ChatCompletionRequest, *, router: ModelRouter, defaults: SamplingDefaults
+) -> OpenedStream:
     """Generation starts before this returns, so its early errors keep their own status."""
-    check_model(request.model, backend)
-    return await _open_stream(request.messages, sampling_params(request, defaults), backend=backend)
+    params = sampling_params(request, defaults)
+    return await _open_stream(request.model, request.messages, params, router=router)
 
 
 async def grounded(
-    request: GroundedCompletionRequest, *, backend: ChatBackend, defaults: SamplingDefaults
-) -> ChatCompletionResponse:
-    check_model(request.model, backend)
-    template = _grounded_template()
-    messages = prompts.grounded_messages(request, template)
-    response = await _complete(messages, sampling_params(request, defaults), backend=backend)
-    return response.model_copy(update={"prompt_version": template.version})
+    request: GroundedCompletionRequest, *, router: ModelRouter, defaults: SamplingDefaults
+) -> Answer:
+    params = sampling_params(request, defaults)
+    packed, fields = await _grounded_prompt(request, params, router=router)
+    answer = await _complete(request.model, packed.messages, params, router=router)
+    return Answer(response=answer.response.model_copy(update=fields), headers=answer.headers)
 
 
 async def grounded_stream(
-    request: GroundedCompletionRequest, *, backend: ChatBackend, defaults: SamplingDefaults
-) -> AsyncIterator[str]:
-    check_model(request.model, backend)
-    template = _grounded_template()
-    messages = prompts.grounded_messages(request, template)
+    request: GroundedCompletionRequest, *, router: ModelRouter, defaults: SamplingDefaults
+) -> OpenedStream:
     params = sampling_params(request, defaults)
-    return await _open_stream(
-        messages, params, backend=backend, first_fields={"prompt_version": template.version}
-    )
+    packed, fields = await _grounded_prompt(request, params, router=router)
+    return await _open_stream(request.model, packed.messages, params, router=router, first_fields=fields)
 
 
-def _grounded_template() -> prompts.PromptTemplate:
+async def _grounded_prompt(
+    request: GroundedCompletionRequest, params: SamplingParams, *, router: ModelRouter
+) -> tuple[packing.Packed, dict[str, Any]]:
+    """The versioned prompt packed for the requested model's window (fallbacks get the same prompt)."""
     template = prompts.load_template(prompts.RAG_PROMPT_VERSION)
-    trace.get_current_span().set_attribute(PROMPT_VERSION_ATTRIBUTE, template.version)
-    return template
-
-
-def _record_usage(usage: Usage) -> None:
+    backend = router.entry(request.model).backend
+    packed = await run_in_threadpool(
+        packing.pack, request, template, backend=backend, max_tokens=params.max_tokens
+    )
     span = trace.get_current_span()
-    span.set_attribute("gen_ai.usage.input_tokens", usage.prompt_tokens)
-    span.set_attribute("gen_ai.usage.output_tokens", usage.completion_tokens)
+    span.set_attribute(PROMPT_VERSION_ATTRIBUTE, template.version)
+    span.set_attribute(observe.CONTEXTS_USED, packed.contexts_used)
+    return packed, {"prompt_version": template.version, "contexts_used": packed.contexts_used}
 
 
 async def _complete(
-    messages: Sequence[ChatMessage], params: SamplingParams, *, backend: ChatBackend
-) -> ChatCompletionResponse:
-    completion = await backend.complete(messages, params)
-    _record_usage(completion.usage)
-    return ChatCompletionResponse(
-        model=backend.model_name,
+    requested: str | None, messages: Sequence[ChatMessage], params: SamplingParams, *, router: ModelRouter
+) -> Answer:
+    span = trace.get_current_span()
+    observe.record_asked(span, requested or router.default, params)
+    completion, served = await router.complete(requested, messages, params)
+    observe.record_served(span, served)
+    observe.record_result(span, completion.usage, completion.finish_reason)
+    response = ChatCompletionResponse(
+        model=served.model,
         choices=[
             ChatChoice(
                 message=ChatMessage(role="assistant", content=completion.text),
@@ -115,35 +123,51 @@ async def _complete(
         ],
         usage=completion.usage,
     )
+    return Answer(response=response, headers=served.headers)
 
 
 async def _open_stream(
+    requested: str | None,
     messages: Sequence[ChatMessage],
     params: SamplingParams,
     *,
-    backend: ChatBackend,
+    router: ModelRouter,
     first_fields: dict[str, Any] | None = None,
-) -> AsyncIterator[str]:
-    events = backend.stream(messages, params)
-    first = await anext(events)  # an error here has finalized `events` already
-    return _sse_lines(first, events, model=backend.model_name, first_fields=first_fields or {})
+) -> OpenedStream:
+    span = trace.get_current_span()
+    observe.record_asked(span, requested or router.default, params)
+    timer = observe.TokenTimer()
+    opened = await router.open_stream(requested, messages, params)
+    observe.record_served(span, opened.served)
+    lines = _sse_lines(
+        opened, _ChunkWriter(opened.served.model, first_fields or {}), _StreamSpan(span, timer)
+    )
+    return OpenedStream(lines=lines, headers=opened.served.headers)
 
 
-async def _sse_lines(
-    first: StreamEvent,
-    events: AsyncGenerator[StreamEvent, None],
-    *,
-    model: str,
-    first_fields: dict[str, Any],
-) -> AsyncIterator[str]:
+@dataclass(frozen=True, slots=True)
+class _StreamSpan:
+    """The request span and the stream's clock, kept for when the stream ends."""
+
+    span: Span
+    timer: observe.TokenTimer
+
+    def finished(self, end: StreamEnd) -> None:
+        observe.record_result(self.span, end.usage, end.finish_reason)
+        self.timer.record(self.span, end.usage.completion_tokens)
+
+
+async def _sse_lines(opened: OpenStream, chunks: _ChunkWriter, span: _StreamSpan) -> AsyncIterator[str]:
     """`data: {chunk}` lines: the role first, one per text delta, then finish reason with usage, then [DONE]."""
-    chunks = _ChunkWriter(model)
+    events = opened.events
     try:
-        yield chunks.line(ChunkDelta(role="assistant", content=""), fields=first_fields)
-        event = first
+        yield chunks.first_line()
+        event = opened.first
         while isinstance(event, str):
+            span.timer.text_arrived()
             yield chunks.line(ChunkDelta(content=event))
             event = await anext(events)
+        span.finished(event)
         yield chunks.line(ChunkDelta(), finish_reason=event.finish_reason, usage=event.usage)
         yield SSE_DONE
     except ServiceError as exc:
@@ -157,10 +181,15 @@ async def _sse_lines(
 class _ChunkWriter:
     """Chunks of one stream share an id and a creation time."""
 
-    def __init__(self, model: str) -> None:
+    def __init__(self, model: str, first_fields: dict[str, Any]) -> None:
         self._id = new_completion_id()
         self._created = int(time.time())
         self._model = model
+        self._first_fields = first_fields
+
+    def first_line(self) -> str:
+        """The assistant role, plus the endpoint's own fields (e.g. `prompt_version`)."""
+        return self.line(ChunkDelta(role="assistant", content=""), fields=self._first_fields)
 
     def line(
         self,

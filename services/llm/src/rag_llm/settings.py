@@ -2,13 +2,41 @@ from __future__ import annotations
 
 from typing import Literal, Self
 
-from pydantic import Field, SecretStr, model_validator
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, model_validator
 from pydantic_settings import SettingsConfigDict
 
 from rag_common.settings import ServiceSettings
 
 BackendName = Literal["llamacpp", "openai", "transformers"]
 TRANSFORMERS_NEEDS_PATH = "LLM_BACKEND=transformers needs LLM_MODEL_PATH: a local model folder."
+LOCAL_BACKENDS: frozenset[BackendName] = frozenset({"llamacpp", "transformers"})
+
+
+class ModelSpec(BaseModel):
+    """One served model: a name clients ask for and the backend that runs it (an `LLM_MODELS` entry)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    name: str = Field(min_length=1)
+    backend: BackendName = "llamacpp"
+    model_path: str | None = None
+    base_url: str | None = Field(default=None, description="openai backend: the server's /v1 URL.")
+    api_key: SecretStr | None = None
+    model: str | None = Field(default=None, description="openai backend: the upstream model id.")
+    timeout_s: float | None = Field(
+        default=None, gt=0, description="openai backend; default LLM_REQUEST_TIMEOUT_S."
+    )
+    context_window: int | None = Field(default=None, ge=128, description="Default: LLM_CONTEXT_WINDOW.")
+
+    @property
+    def local(self) -> bool:
+        return self.backend in LOCAL_BACKENDS
+
+    @model_validator(mode="after")
+    def _transformers_needs_a_model_folder(self) -> Self:
+        if self.backend == "transformers" and not self.model_path:
+            raise ValueError(TRANSFORMERS_NEEDS_PATH)
+        return self
 
 
 class Settings(ServiceSettings):
@@ -41,8 +69,46 @@ class Settings(ServiceSettings):
         default=120.0, gt=0, description="Total timeout of one upstream generation (openai backend)."
     )
 
+    models: list[ModelSpec] | None = Field(
+        default=None, description="Several named backends (JSON); unset: the single backend above."
+    )
+    fallbacks: dict[str, list[str]] = Field(
+        default_factory=dict, description="Model name -> the models to try, in order, when it fails."
+    )
+    retry_backoff_s: float = Field(
+        default=0.25, ge=0, description="First retry delay; doubles per retry (LLM_UPSTREAM_RETRIES)."
+    )
+    breaker_failures: int = Field(default=5, ge=1, description="Consecutive failures that open a breaker.")
+    breaker_cooldown_s: float = Field(default=30.0, gt=0, description="How long an open breaker skips.")
+    max_queue: int = Field(default=16, ge=0, description="Requests that may wait for a busy local model.")
+
     @model_validator(mode="after")
     def _transformers_needs_a_model_folder(self) -> Self:
-        if self.backend == "transformers" and not self.model_path:
+        if self.models is None and self.backend == "transformers" and not self.model_path:
             raise ValueError(TRANSFORMERS_NEEDS_PATH)
         return self
+
+    @model_validator(mode="after")
+    def _names_are_known_and_unique(self) -> Self:
+        names = [spec.name for spec in self.model_specs()]
+        if len(set(names)) != len(names):
+            raise ValueError(f"LLM_MODELS names must be unique: {names}")
+        unknown = {n for chain in self.fallbacks.items() for n in (chain[0], *chain[1])} - set(names)
+        if unknown:
+            raise ValueError(f"LLM_FALLBACKS names models that are not served: {sorted(unknown)}")
+        return self
+
+    def model_specs(self) -> list[ModelSpec]:
+        """`LLM_MODELS`, or one spec from the single-backend settings; the first is the default."""
+        if self.models:
+            return self.models
+        return [
+            ModelSpec(
+                name=self.model_name,
+                backend=self.backend,
+                model_path=self.model_path,
+                base_url=self.openai_base_url,
+                api_key=self.openai_api_key,
+                model=self.openai_model,
+            )
+        ]

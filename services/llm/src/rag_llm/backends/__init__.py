@@ -1,48 +1,51 @@
-"""Backend registry: `LLM_BACKEND` picks one factory; each imports its adapter only when chosen."""
+"""Backend registry: each `ModelSpec` names one factory; each imports its adapter only when chosen."""
 
 from __future__ import annotations
 
 from collections.abc import Callable
 
 from ..ports import ChatBackend
-from ..settings import TRANSFORMERS_NEEDS_PATH, BackendName, Settings
+from ..settings import TRANSFORMERS_NEEDS_PATH, BackendName, ModelSpec, Settings
 
-BackendFactory = Callable[[Settings], ChatBackend]
+BackendFactory = Callable[[ModelSpec, Settings], ChatBackend]
 
 
-def _llamacpp(settings: Settings) -> ChatBackend:
+def _llamacpp(spec: ModelSpec, settings: Settings) -> ChatBackend:
     from .llamacpp import LlamaCppBackend
 
     return LlamaCppBackend(
-        model_name=settings.model_name,
-        model_path=settings.model_path,
-        context_window=settings.context_window,
+        model_name=spec.name,
+        model_path=spec.model_path,
+        context_window=spec.context_window or settings.context_window,
         n_threads=settings.n_threads,
         gpu_layers=settings.gpu_layers,
     )
 
 
-def _openai(settings: Settings) -> ChatBackend:
+def _openai(spec: ModelSpec, settings: Settings) -> ChatBackend:
     from .openai_compat import OpenAICompatBackend
 
-    api_key = settings.openai_api_key.get_secret_value() if settings.openai_api_key else None
     return OpenAICompatBackend(
-        model_name=settings.model_name,
-        upstream_model=settings.openai_model or settings.model_name,
-        base_url=settings.openai_base_url,
-        api_key=api_key,
-        timeout_s=settings.request_timeout_s,
+        model_name=spec.name,
+        upstream_model=spec.model or spec.name,
+        base_url=spec.base_url or settings.openai_base_url,
+        api_key=spec.api_key.get_secret_value() if spec.api_key else None,
+        timeout_s=spec.timeout_s or settings.request_timeout_s,
         connect_timeout_s=settings.upstream_connect_timeout_s,
-        max_retries=settings.upstream_retries,
+        context_window=spec.context_window or settings.context_window,
     )
 
 
-def _transformers(settings: Settings) -> ChatBackend:
-    if not settings.model_path:
+def _transformers(spec: ModelSpec, settings: Settings) -> ChatBackend:
+    if not spec.model_path:
         raise ValueError(TRANSFORMERS_NEEDS_PATH)
     from .transformers_local import TransformersBackend
 
-    return TransformersBackend(model_name=settings.model_name, model_path=settings.model_path)
+    return TransformersBackend(
+        model_name=spec.name,
+        model_path=spec.model_path,
+        context_window=spec.context_window or settings.context_window,
+    )
 
 
 BACKENDS: dict[BackendName, BackendFactory] = {
@@ -52,6 +55,6 @@ BACKENDS: dict[BackendName, BackendFactory] = {
 }
 
 
-def build_backend(settings: Settings) -> ChatBackend:
+def build_backend(spec: ModelSpec, settings: Settings) -> ChatBackend:
     """Blocking (loads model weights); call it off the event loop."""
-    return BACKENDS[settings.backend](settings)
+    return BACKENDS[spec.backend](spec, settings)

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import cast
 
 from llama_cpp import Llama
+from llama_cpp.llama_chat_format import Jinja2ChatFormatter
 from llama_cpp.llama_types import (
     ChatCompletionRequestMessage,
     CreateChatCompletionResponse,
@@ -74,9 +75,31 @@ class LlamaCppBackend:
             n_gpu_layers=gpu_layers,
             verbose=False,
         )
-        self._context_window = context_window
+        self.context_window = context_window
+        self._formatter = self._chat_formatter()
         self._lock = asyncio.Lock()
         self.model_name = model_name
+
+    def _chat_formatter(self) -> Jinja2ChatFormatter | None:
+        """The GGUF's own chat template, as `create_chat_completion` applies it."""
+        template = self._llama.metadata.get("tokenizer.chat_template")
+        if template is None:
+            return None
+        bos, eos = self._llama.token_bos(), self._llama.token_eos()
+        return Jinja2ChatFormatter(
+            template=template,
+            bos_token=self._llama._model.token_get_text(bos) if bos != -1 else "",
+            eos_token=self._llama._model.token_get_text(eos) if eos != -1 else "",
+        )
+
+    def count_tokens(self, messages: Sequence[ChatMessage]) -> int:
+        """Exactly the prompt tokens llama.cpp will evaluate (tokenizing only reads the vocabulary)."""
+        if self._formatter is None:
+            text = "\n".join(m.content for m in messages)
+            return len(self._llama.tokenize(text.encode(), add_bos=True, special=True))
+        formatted = self._formatter(messages=_llama_messages(messages))
+        prompt = formatted.prompt.encode()
+        return len(self._llama.tokenize(prompt, add_bos=not formatted.added_special, special=True))
 
     async def complete(self, messages: Sequence[ChatMessage], params: SamplingParams) -> Completion:
         async with self._lock:
@@ -130,7 +153,7 @@ class LlamaCppBackend:
     def _raise_if_too_long(self, exc: ValueError) -> None:
         # llama-cpp-python reports "Requested tokens (N) exceed context window of M" as a ValueError.
         if "context window" in str(exc):
-            raise PromptTooLong(self._context_window) from exc
+            raise PromptTooLong(self.context_window) from exc
 
     def _complete(
         self, messages: Sequence[ChatMessage], params: SamplingParams

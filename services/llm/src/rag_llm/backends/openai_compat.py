@@ -14,13 +14,15 @@ from openai.types.chat import ChatCompletionMessageParam
 from rag_common.contracts import ChatMessage, Usage
 from rag_common.errors import ServiceError, UpstreamError
 
-from ..errors import BACKEND_SERVICE, backend_unavailable
+from ..errors import BACKEND_SERVICE, BackendFailure
 from ..ports import Completion, SamplingParams, StreamEnd, StreamEvent
 
 logger = logging.getLogger(__name__)
 
 CLIENT_FAULT_STATUS = frozenset({400, 413, 422})
 """Upstream refusals caused by the request itself; every other failure is the backend's (503)."""
+CHARS_PER_TOKEN_ESTIMATE = 3
+MESSAGE_OVERHEAD_TOKENS = 8
 
 
 def _to_usage(usage: CompletionUsage | None) -> Usage:
@@ -35,7 +37,9 @@ def _to_usage(usage: CompletionUsage | None) -> Usage:
 
 def _translate(exc: openai.OpenAIError) -> ServiceError:
     if isinstance(exc, openai.APITimeoutError):
-        return backend_unavailable("The LLM backend did not answer in time.")
+        return BackendFailure("The LLM backend did not answer in time.", retriable=True)
+    if isinstance(exc, openai.APIConnectionError):
+        return BackendFailure(retriable=True)
     if isinstance(exc, openai.APIStatusError):
         logger.warning("llm backend answered %s", exc.status_code, extra={"upstream_message": exc.message})
         if exc.status_code in CLIENT_FAULT_STATUS:
@@ -45,12 +49,13 @@ def _translate(exc: openai.OpenAIError) -> ServiceError:
                 f"The LLM backend refused the request (HTTP {exc.status_code}).",
                 {"service": BACKEND_SERVICE, "type_slug": "upstream-rejected"},
             )
-    return backend_unavailable()
+        return BackendFailure(retriable=exc.status_code == 429 or exc.status_code >= 500)
+    return BackendFailure(retriable=False)
 
 
 @contextmanager
 def _backend_errors() -> Iterator[None]:
-    """SDK failures become problem+json errors: connection, timeout and 5xx are a 503."""
+    """SDK failures become problem+json errors: connection, timeout, 429 and 5xx are a retriable 503."""
     try:
         yield
     except openai.OpenAIError as exc:
@@ -58,6 +63,8 @@ def _backend_errors() -> Iterator[None]:
 
 
 class OpenAICompatBackend:
+    """Retries are the model router's job (with backoff and a breaker), so the SDK's are off by default."""
+
     def __init__(
         self,
         *,
@@ -67,7 +74,8 @@ class OpenAICompatBackend:
         api_key: str | None,
         timeout_s: float,
         connect_timeout_s: float,
-        max_retries: int,
+        context_window: int,
+        max_retries: int = 0,
     ) -> None:
         self._client = openai.AsyncOpenAI(
             base_url=base_url,
@@ -78,6 +86,17 @@ class OpenAICompatBackend:
         )
         self._upstream_model = upstream_model
         self.model_name = model_name
+        self.context_window = context_window
+
+    def count_tokens(self, messages: Sequence[ChatMessage]) -> int:
+        """A conservative estimate, not the server's tokenizer (which it does not expose).
+
+        One token per 3 UTF-8 bytes (English BPE vocabularies average about 4) plus 8 per message
+        for the chat template's role markers: it overcounts, so packing may drop a passage that
+        would have fit, but never sends a prompt the server must refuse.
+        """
+        size = sum(len(m.content.encode()) for m in messages)
+        return -(-size // CHARS_PER_TOKEN_ESTIMATE) + MESSAGE_OVERHEAD_TOKENS * len(messages)
 
     async def complete(self, messages: Sequence[ChatMessage], params: SamplingParams) -> Completion:
         with _backend_errors():
@@ -101,7 +120,7 @@ class OpenAICompatBackend:
     async def stream(
         self, messages: Sequence[ChatMessage], params: SamplingParams
     ) -> AsyncGenerator[StreamEvent, None]:
-        finish_reason, usage = "stop", Usage()
+        finish_reason, usage, pieces = "stop", None, 0
         with _backend_errors():
             chunks = await self._client.chat.completions.create(
                 model=self._upstream_model,
@@ -120,8 +139,15 @@ class OpenAICompatBackend:
                     for choice in chunk.choices:
                         finish_reason = choice.finish_reason or finish_reason
                         if choice.delta.content:
+                            pieces += 1
                             yield choice.delta.content
-        yield StreamEnd(finish_reason=finish_reason, usage=usage)
+        yield StreamEnd(finish_reason=finish_reason, usage=usage or self._estimated_usage(messages, pieces))
+
+    def _estimated_usage(self, messages: Sequence[ChatMessage], pieces: int) -> Usage:
+        """For servers that ignore `include_usage` (llama_cpp.server does): one token per content
+        chunk, as such servers send them, and the prompt estimate of `count_tokens`."""
+        prompt = self.count_tokens(messages)
+        return Usage(prompt_tokens=prompt, completion_tokens=pieces, total_tokens=prompt + pieces)
 
     async def aclose(self) -> None:
         await self._client.close()

@@ -76,7 +76,7 @@ class _Generated:
 
 
 class TransformersBackend:
-    def __init__(self, *, model_name: str, model_path: str) -> None:
+    def __init__(self, *, model_name: str, model_path: str, context_window: int) -> None:
         os.environ.setdefault("HF_HUB_OFFLINE", "1")
         self._device = "cuda" if torch.cuda.is_available() else "cpu"
         self._tokenizer = AutoTokenizer.from_pretrained(model_path, local_files_only=True)
@@ -85,6 +85,13 @@ class TransformersBackend:
         self._model.eval()
         self._lock = asyncio.Lock()
         self.model_name = model_name
+        positions = getattr(model.config, "max_position_embeddings", None)
+        self.context_window = min(context_window, positions) if positions else context_window
+
+    def count_tokens(self, messages: Sequence[ChatMessage]) -> int:
+        """The real tokenizer on the prompt `_generate` builds."""
+        ids = self._tokenizer(self._prompt(messages), add_special_tokens=False)["input_ids"]
+        return len(ids)
 
     async def complete(self, messages: Sequence[ChatMessage], params: SamplingParams) -> Completion:
         async with self._lock:
