@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+import pytest
+
 from rag_common.contracts import ChatMessage, ContextPassage, GroundedCompletionRequest
 from rag_llm import prompts
 
@@ -67,3 +69,13 @@ def test_the_template_is_versioned_by_its_file_name() -> None:
     template = prompts.load_template("rag_v1")
 
     assert template.version == prompts.RAG_PROMPT_VERSION == "rag_v1"
+
+
+def test_an_unknown_prompt_version_is_a_clear_422() -> None:
+    from rag_common.errors import UnprocessableContent
+    from rag_llm.prompts import template_for
+
+    assert template_for(None).version == "rag_v1"
+    assert template_for("rag_v1").version == "rag_v1"
+    with pytest.raises(UnprocessableContent, match="no prompt template 'rag_v9'"):
+        template_for("rag_v9")

@@ -94,6 +94,7 @@ async def test_both_models_are_listed_and_the_first_is_the_default(refused_clien
     assert response.status_code == 200
     assert response.json()["model"] == MODEL
     assert "x-model-fallback" not in response.headers
+    assert "fallback_from" not in response.json()
 
 
 async def test_a_refused_connection_falls_back_to_the_local_model(refused_client: httpx.AsyncClient) -> None:
@@ -102,6 +103,7 @@ async def test_a_refused_connection_falls_back_to_the_local_model(refused_client
     assert response.status_code == 200
     assert response.json()["model"] == MODEL, "the answer names the model that actually answered"
     assert response.headers["x-model-fallback"] == f"{REMOTE}->{MODEL}"
+    assert response.json()["fallback_from"] == REMOTE, "the body says so too, for callers that cache"
     assert response.json()["choices"][0]["message"]["content"]
 
 
@@ -112,6 +114,7 @@ async def test_a_stream_falls_back_before_its_first_token(refused_client: httpx.
     assert response.status_code == 200
     assert response.headers["x-model-fallback"] == f"{REMOTE}->{MODEL}"
     assert f'"model":"{MODEL}"' in response.text
+    assert f'"fallback_from":"{REMOTE}"' in response.text.split("\n\n")[0], "the first chunk names it"
     assert response.text.endswith("data: [DONE]\n\n")
 
 

@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import pytest
 
+from rag_orchestrator.cache import NoCache
 from rag_orchestrator.pipeline import Pipeline
 from rag_orchestrator.settings import Settings
 
@@ -16,4 +17,5 @@ def pipeline() -> Pipeline:
         generator=QuotingGenerator(),
         safety=KeywordSafety(),
         settings=Settings(chunk_size=120, chunk_overlap=20, embed_batch_size=2),
+        cache=NoCache(),
     )

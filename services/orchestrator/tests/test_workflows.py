@@ -125,6 +125,7 @@ async def test_input_safety_runs_concurrently_with_embedding(pipeline: Pipeline)
         generator=pipeline.generator,
         safety=safety,
         settings=pipeline.settings,
+        cache=pipeline.cache,
     )
     answer = await rag_service.answer(RagQuery(question="green tea", collection="c"), pipeline=concurrent)
     assert answer.citations

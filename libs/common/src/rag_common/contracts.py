@@ -224,6 +224,9 @@ class GroundedCompletionRequest(GenerationParams):
     contexts: list[ContextPassage]
     history: list[ChatMessage] = Field(default_factory=list)
     model: str | None = None
+    prompt_version: str | None = Field(
+        default=None, pattern=r"^[a-z0-9_]{1,64}$", description="The prompt template; default: the newest."
+    )
     stream: bool = False
 
 
@@ -280,6 +283,7 @@ class RagAnswer(BaseModel):
     model: str
     usage: Usage = Field(default_factory=Usage)
     safety: dict[str, str] = Field(default_factory=dict, description="Verdict per check direction.")
+    cached: bool = Field(default=False, description="Served from the answer cache.")
 
 
 class DocumentIn(Strict):

@@ -15,6 +15,7 @@ from importlib.resources import files
 from string import Template
 
 from rag_common.contracts import ChatMessage, ContextPassage, GroundedCompletionRequest
+from rag_common.errors import UnprocessableContent
 
 RAG_PROMPT_VERSION = "rag_v1"
 NO_CONTEXT = "(no context passages were found)"
@@ -41,6 +42,14 @@ def load_template(version: str = RAG_PROMPT_VERSION) -> PromptTemplate:
     return PromptTemplate(
         version=version, system=Template(sections["system"]), user=Template(sections["user"])
     )
+
+
+def template_for(version: str | None) -> PromptTemplate:
+    """The requested template version (the newest when None); an unknown one is the caller's error."""
+    try:
+        return load_template(version or RAG_PROMPT_VERSION)
+    except FileNotFoundError as exc:
+        raise UnprocessableContent(f"prompt_version: there is no prompt template '{version}'.") from exc
 
 
 def render_context(passages: list[ContextPassage]) -> str:

@@ -30,7 +30,7 @@ from rag_common.errors import ServiceError
 
 from . import observe, packing, prompts
 from .ports import SamplingDefaults, SamplingParams, StreamEnd
-from .routing import ModelRouter, OpenStream
+from .routing import ModelRouter, OpenStream, Served
 
 logger = logging.getLogger(__name__)
 
@@ -94,7 +94,7 @@ async def _grounded_prompt(
     request: GroundedCompletionRequest, params: SamplingParams, *, router: ModelRouter
 ) -> tuple[packing.Packed, dict[str, Any]]:
     """The versioned prompt packed for the requested model's window (fallbacks get the same prompt)."""
-    template = prompts.load_template(prompts.RAG_PROMPT_VERSION)
+    template = prompts.template_for(request.prompt_version)
     backend = router.entry(request.model).backend
     packed = await run_in_threadpool(
         packing.pack, request, template, backend=backend, max_tokens=params.max_tokens
@@ -122,8 +122,14 @@ async def _complete(
             )
         ],
         usage=completion.usage,
+        **_fallback_fields(served),
     )
     return Answer(response=response, headers=served.headers)
+
+
+def _fallback_fields(served: Served) -> dict[str, str]:
+    """In the body too (not only the header), so callers that cache can tell a fallback's answer apart."""
+    return {"fallback_from": served.requested} if served.fallback else {}
 
 
 async def _open_stream(
@@ -139,9 +145,8 @@ async def _open_stream(
     timer = observe.TokenTimer()
     opened = await router.open_stream(requested, messages, params)
     observe.record_served(span, opened.served)
-    lines = _sse_lines(
-        opened, _ChunkWriter(opened.served.model, first_fields or {}), _StreamSpan(span, timer)
-    )
+    fields = (first_fields or {}) | _fallback_fields(opened.served)
+    lines = _sse_lines(opened, _ChunkWriter(opened.served.model, fields), _StreamSpan(span, timer))
     return OpenedStream(lines=lines, headers=opened.served.headers)
 
 

@@ -55,7 +55,7 @@ async def complete(request: ChatCompletionRequest, *, pipeline: Pipeline) -> Cha
     if query is None:
         return await _plain(request, pipeline)
     retrieved = await rag_service.retrieve(query, pipeline)
-    grounded = rag_service.grounded_request(query, retrieved, _history(request))
+    grounded = rag_service.grounded_request(query, retrieved, pipeline.settings, _history(request))
     completion = await pipeline.generator.grounded(grounded)
     output = await rag_service.check(pipeline, completion.choices[0].message.content, "output")
     blocked = output.verdict == "block"
@@ -101,7 +101,7 @@ async def complete_stream(request: ChatCompletionRequest, *, pipeline: Pipeline)
     else:
         retrieved = await rag_service.retrieve(query, pipeline)
         citations = [c.model_dump() for c in retrieved.citations]
-        grounded = rag_service.grounded_request(query, retrieved, _history(request))
+        grounded = rag_service.grounded_request(query, retrieved, pipeline.settings, _history(request))
         chunks = await pipeline.generator.grounded_stream(grounded)
     return _relay(pipeline, chunks, citations)
 

@@ -65,6 +65,9 @@ async def ingest(request: IngestRequest, *, pipeline: Pipeline) -> IngestRespons
         points.extend(Point(id=pid, vector=v, payload=p) for (pid, p), v in zip(batch, vectors, strict=True))
 
     await pipeline.retriever.ensure_collection(request.collection, len(points[0].vector))
+    # Bumped before and after: no answer cached while the upsert runs outlives it.
+    await pipeline.cache.bump(request.collection)
     for batch in batched(points, settings.upsert_batch_size):
         await pipeline.retriever.upsert(request.collection, list(batch))
+    await pipeline.cache.bump(request.collection)
     return IngestResponse(collection=request.collection, documents=documents, chunks=len(points))

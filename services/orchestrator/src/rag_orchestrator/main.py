@@ -10,8 +10,13 @@ from rag_common.app import create_service_app
 from rag_common.http import ServiceClient
 from rag_common.telemetry import setup_tracing
 
+from .adapters import redis_cache
+from .adapters.cached_embedder import CachedEmbedder
 from .adapters.http_clients import EmbeddingClient, LlmClient, RetrievalClient, SafetyClient
+from .adapters.redis_cache import RedisCache
+from .cache import NoCache
 from .pipeline import Pipeline
+from .ports import Cache
 from .routes import router
 from .settings import Settings
 
@@ -28,6 +33,14 @@ def _client(settings: Settings, service: str, base_url: str, timeout_s: float | 
         connect_timeout_s=settings.upstream_connect_timeout_s,
         retries=settings.upstream_retries,
         tracer_provider=setup_tracing("orchestrator"),
+    )
+
+
+def _cache(settings: Settings) -> Cache:
+    if not (settings.cache_enabled and settings.redis_url):
+        return NoCache()
+    return RedisCache(
+        redis_cache.connect(settings.redis_url, settings.redis_timeout_s), ttl_s=settings.cache_ttl_s
     )
 
 
@@ -48,13 +61,19 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             }
             for client in clients.values():
                 stack.push_async_callback(client.aclose)
+            cache = _cache(settings)
+            if isinstance(cache, RedisCache):
+                stack.push_async_callback(cache.aclose)
             yield {
                 "pipeline": Pipeline(
-                    embedder=EmbeddingClient(clients["embedding"]),
+                    embedder=CachedEmbedder(
+                        EmbeddingClient(clients["embedding"]), cache, namespace="default"
+                    ),
                     retriever=RetrievalClient(clients["retrieval"]),
                     generator=LlmClient(clients["llm"]),
                     safety=SafetyClient(clients["safety"]),
                     settings=settings,
+                    cache=cache,
                 )
             }
 

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from .ports import Embedder, Generator, Retriever, SafetyChecker
+from .ports import Cache, Embedder, Generator, Retriever, SafetyChecker
 from .settings import Settings
 
 
@@ -15,3 +15,4 @@ class Pipeline:
     generator: Generator
     safety: SafetyChecker
     settings: Settings
+    cache: Cache

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from typing import Protocol
 
 from rag_common.contracts import (
@@ -44,3 +44,19 @@ class Generator(Protocol):
 
 class SafetyChecker(Protocol):
     async def check(self, text: str, direction: str) -> SafetyVerdict: ...
+
+
+class Cache(Protocol):
+    """Key-value cache with per-collection versions; every method degrades to a miss or a no-op."""
+
+    async def collection_version(self, collection: str) -> int | None: ...
+
+    async def bump(self, collection: str) -> None: ...
+
+    async def get(self, key: str) -> bytes | None: ...
+
+    async def set(self, key: str, value: bytes) -> None: ...
+
+    async def get_vectors(self, keys: Sequence[str]) -> list[list[float] | None]: ...
+
+    async def set_vectors(self, items: dict[str, list[float]]) -> None: ...

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import json
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 
 from opentelemetry import trace
 
 from rag_common.contracts import (
+    ChatCompletionResponse,
     ChatMessage,
     Citation,
     ContextPassage,
@@ -19,12 +19,14 @@ from rag_common.contracts import (
     SafetyVerdict,
     SearchHit,
     SearchRequest,
-    Usage,
+    SearchResponse,
 )
-from rag_common.errors import SafetyBlocked, ServiceError, problem_body
+from rag_common.errors import SafetyBlocked
 
+from . import cache
 from .concurrency import both
 from .pipeline import Pipeline
+from .settings import Settings
 
 NO_CONTEXT_ANSWER = "I could not find anything relevant to this question in the collection."
 WITHHELD_ANSWER = "The answer was withheld by the output safety check."
@@ -71,7 +73,7 @@ async def check(pipeline: Pipeline, text: str, direction: str) -> SafetyVerdict:
     return verdict
 
 
-async def retrieve(query: RagQuery, pipeline: Pipeline) -> Retrieved:
+async def retrieve(query: RagQuery, pipeline: Pipeline, version: int | None = None) -> Retrieved:
     """Input safety runs concurrently with the query embedding; retrieval starts once both pass."""
     verdict, vectors = await both(
         check(pipeline, query.question, "input"), pipeline.embedder.embed([query.question])
@@ -84,13 +86,26 @@ async def retrieve(query: RagQuery, pipeline: Pipeline) -> Retrieved:
         filter=payload_filter(query.filter),
     )
     with tracer.start_as_current_span("retrieval.search"):
-        hits = await pipeline.retriever.search(query.collection, search)
+        hits = await _search(pipeline, query.collection, search, version)
     citations = [citation_from(i, hit) for i, hit in enumerate(hits, start=1)]
     return Retrieved(question=verdict.text, citations=citations, input_verdict=verdict.verdict)
 
 
+async def _search(
+    pipeline: Pipeline, collection: str, search: SearchRequest, version: int | None
+) -> list[SearchHit]:
+    if version is None:
+        return await pipeline.retriever.search(collection, search)
+    key = cache.search_key(collection, version, search)
+    if (found := await cache.cached_search(pipeline.cache, key)) is not None:
+        return found.hits
+    hits = await pipeline.retriever.search(collection, search)
+    await pipeline.cache.set(key, SearchResponse(hits=hits).model_dump_json().encode())
+    return hits
+
+
 def grounded_request(
-    query: RagQuery, retrieved: Retrieved, history: list[ChatMessage] | None = None
+    query: RagQuery, retrieved: Retrieved, settings: Settings, history: list[ChatMessage] | None = None
 ) -> GroundedCompletionRequest:
     contexts = [
         ContextPassage(index=c.index, text=c.text, source=str(c.metadata.get("source") or c.document_id))
@@ -102,81 +117,61 @@ def grounded_request(
         history=history or [],
         max_tokens=query.max_tokens,
         temperature=query.temperature,
+        model=settings.llm_model,
+        prompt_version=settings.prompt_version,
+    )
+
+
+def _answer_key(query: RagQuery, pipeline: Pipeline, version: int) -> Callable[[str], str]:
+    settings = pipeline.settings
+    return lambda model: cache.answer_key(
+        query,
+        version=version,
+        model=model,
+        prompt_version=settings.prompt_version,
+        mode=settings.retrieval_mode,
     )
 
 
 async def answer(query: RagQuery, *, pipeline: Pipeline) -> RagAnswer:
-    retrieved = await retrieve(query, pipeline)
+    """The exact-answer cache first; a miss runs the workflow and stores its answer."""
+    version = await pipeline.cache.collection_version(query.collection)
+    if version is None:
+        result, _ = await _answer_fresh(query, pipeline, None)
+        return result
+    key_for = _answer_key(query, pipeline, version)
+    requested = cache.requested_model(pipeline.settings.llm_model)
+    if (hit := await cache.cached_answer(pipeline.cache, key_for(requested))) is not None:
+        return hit
+    result, completion = await _answer_fresh(query, pipeline, version)
+    key = cache.store_key(key_for, requested, completion) if completion else key_for(requested)
+    await pipeline.cache.set(key, result.model_dump_json().encode())
+    return result
+
+
+async def _answer_fresh(
+    query: RagQuery, pipeline: Pipeline, version: int | None
+) -> tuple[RagAnswer, ChatCompletionResponse | None]:
+    retrieved = await retrieve(query, pipeline, version)
     if not retrieved.citations:
-        return RagAnswer(
+        no_context = RagAnswer(
             answer=NO_CONTEXT_ANSWER, citations=[], model="none", safety={"input": retrieved.input_verdict}
         )
-    completion = await pipeline.generator.grounded(grounded_request(query, retrieved))
-    text = completion.choices[0].message.content
-    output = await check(pipeline, text, "output")
-    return RagAnswer(
+        return no_context, None
+    completion = await pipeline.generator.grounded(grounded_request(query, retrieved, pipeline.settings))
+    output = await check(pipeline, completion.choices[0].message.content, "output")
+    result = RagAnswer(
         answer=WITHHELD_ANSWER if output.verdict == "block" else output.text,
         citations=retrieved.citations,
         model=completion.model,
         usage=completion.usage,
         safety={"input": retrieved.input_verdict, "output": output.verdict},
     )
-
-
-def sse(event: str, data: object) -> str:
-    return f"event: {event}\ndata: {json.dumps(data, separators=(',', ':'))}\n\n"
+    return result, completion
 
 
 async def answer_stream(query: RagQuery, *, pipeline: Pipeline) -> AsyncIterator[str]:
-    """Retrieval and the first generation step run before this returns, so their errors keep their status."""
-    retrieved = await retrieve(query, pipeline)
-    citations = [c.model_dump() for c in retrieved.citations]
-    if not retrieved.citations:
-        return _fixed_stream(citations, NO_CONTEXT_ANSWER, retrieved.input_verdict)
-    chunks = await pipeline.generator.grounded_stream(grounded_request(query, retrieved))
-    return _generation_stream(pipeline, citations, chunks, retrieved.input_verdict)
+    """Kept for routes written before `streaming` existed; see `streaming.answer_stream`."""
+    from .streaming import answer_stream as stream
 
-
-async def _fixed_stream(
-    citations: list[dict[str, object]], text: str, input_verdict: str
-) -> AsyncIterator[str]:
-    yield sse("citations", {"citations": citations})
-    yield sse("delta", {"content": text})
-    yield sse("done", {"model": "none", "usage": Usage().model_dump(), "safety": {"input": input_verdict}})
-
-
-async def _generation_stream(
-    pipeline: Pipeline, citations: list[dict[str, object]], chunks: AsyncIterator, input_verdict: str
-) -> AsyncIterator[str]:
-    yield sse("citations", {"citations": citations})
-    parts: list[str] = []
-    model, usage, finish_reason = "", Usage(), "stop"
-    try:
-        async for chunk in chunks:
-            model = chunk.model
-            usage = chunk.usage or usage
-            for choice in chunk.choices:
-                finish_reason = choice.finish_reason or finish_reason
-                if choice.delta.content:
-                    parts.append(choice.delta.content)
-                    yield sse("delta", {"content": choice.delta.content})
-        output = await check(pipeline, "".join(parts), "output")
-    except ServiceError as exc:
-        yield sse("error", _problem(exc))
-        return
-    safety = {"input": input_verdict, "output": output.verdict}
-    yield sse(
-        "done",
-        {"model": model, "usage": usage.model_dump(), "finish_reason": finish_reason, "safety": safety},
-    )
-
-
-def _problem(exc: ServiceError) -> dict[str, object]:
-    return problem_body(
-        status=exc.status_code,
-        title=exc.title,
-        detail=exc.detail,
-        type_slug=exc.type_slug,
-        instance="",
-        **exc.extra,
-    )
+    return await stream(query, pipeline=pipeline)

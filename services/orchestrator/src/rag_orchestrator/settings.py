@@ -19,6 +19,24 @@ class Settings(ServiceSettings):
     retrieval_mode: SearchMode = Field(
         default="hybrid", description="dense, sparse (BM25) or hybrid (both, reciprocal rank fusion)."
     )
+    llm_model: str | None = Field(
+        default=None, description="The model asked of the llm service; unset: the llm service's default."
+    )
+    prompt_version: str = Field(
+        default="rag_v1", description="The llm service's prompt template for answers."
+    )
+    redis_url: str | None = Field(
+        default="redis://127.0.0.1:6379/0", description="Redis for the caches; unset turns caching off."
+    )
+    redis_timeout_s: float = Field(
+        default=0.25, gt=0, description="Per Redis command; past it the cache is bypassed."
+    )
+    cache_enabled: bool = Field(
+        default=True, description="Exact-answer, search and embedding caches in Redis."
+    )
+    cache_ttl_s: int = Field(
+        default=86_400, ge=1, description="How long a cached answer, search or vector lives."
+    )
     safety_enabled: bool = Field(default=True, description="Run input and output checks on every query.")
     chunk_size: int = Field(default=800, ge=50, description="Characters per chunk.")
     chunk_overlap: int = Field(default=120, ge=0, description="Characters shared by neighbouring chunks.")

@@ -43,6 +43,7 @@ def service_env(
             "ORCHESTRATOR_RETRIEVAL_URL": url("retrieval"),
             "ORCHESTRATOR_LLM_URL": url("llm"),
             "ORCHESTRATOR_SAFETY_URL": url("safety"),
+            "ORCHESTRATOR_REDIS_URL": redis_url,
         },
         "gateway": {
             "GATEWAY_ORCHESTRATOR_URL": url("orchestrator"),
