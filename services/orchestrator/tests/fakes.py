@@ -5,7 +5,8 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import math
-from collections.abc import AsyncIterator
+from collections import Counter
+from collections.abc import AsyncIterator, Mapping
 
 from rag_common.contracts import (
     ChatChoice,
@@ -16,11 +17,15 @@ from rag_common.contracts import (
     ChunkChoice,
     ChunkDelta,
     CollectionInfo,
+    DeleteRequest,
+    DocumentCount,
     GroundedCompletionRequest,
     Point,
     SafetyVerdict,
+    ScrollRequest,
     SearchHit,
     SearchRequest,
+    StoredPoint,
     Usage,
 )
 from rag_common.errors import NotFound
@@ -71,6 +76,44 @@ class MemoryRetriever:
             if all(self._field(p.payload, k) == v for k, v in (query.filter or {}).items())
         ]
         return sorted(hits, key=lambda h: h.score, reverse=True)[: query.top_k]
+
+    async def delete(self, collection: str, request: DeleteRequest) -> int:
+        points = self.collections.get(collection)
+        if points is None:
+            raise NotFound(f"Collection '{collection}' does not exist.")
+        doomed = [
+            pid
+            for pid, p in points.items()
+            if self._matches(p.payload, request.filter)
+            and not self._matches_any(p.payload, request.exclude or {})
+        ]
+        for pid in doomed:
+            del points[pid]
+        return len(doomed)
+
+    async def scroll(self, collection: str, request: ScrollRequest) -> list[StoredPoint]:
+        points = self.collections.get(collection, {})
+        return [
+            StoredPoint(id=pid, payload=p.payload)
+            for pid, p in points.items()
+            if self._matches(p.payload, request.filter or {})
+        ][: request.limit]
+
+    async def document_counts(self, collection: str) -> list[DocumentCount]:
+        counts = Counter(str(p.payload["document_id"]) for p in self.collections.get(collection, {}).values())
+        return [DocumentCount(document_id=d, chunks=n) for d, n in sorted(counts.items())]
+
+    @classmethod
+    def _matches(cls, payload: dict[str, object], conditions: Mapping[str, object]) -> bool:
+        return all(cls._equal_or_in(cls._field(payload, k), v) for k, v in conditions.items())
+
+    @classmethod
+    def _matches_any(cls, payload: dict[str, object], conditions: Mapping[str, object]) -> bool:
+        return any(cls._equal_or_in(cls._field(payload, k), v) for k, v in conditions.items())
+
+    @staticmethod
+    def _equal_or_in(value: object, expected: object) -> bool:
+        return value in expected if isinstance(expected, list) else value == expected
 
     @staticmethod
     def _field(payload: dict[str, object], dotted: str) -> object:

@@ -168,3 +168,33 @@ async def test_delete_by_filter_removes_exactly_the_matching_points(client: http
         "/v1/collections/docs/points/delete", json={"filter": {"document_id": "keyword"}}
     )
     assert again.json() == {"deleted": 0}
+
+
+async def test_documents_are_counted_by_chunks_and_scrolled_by_filter(client: httpx.AsyncClient) -> None:
+    await create(client)
+    points = [point([1.0, 0.0, 0.0], document_id="a", chunk_index=i, text=f"a{i}") for i in range(3)]
+    points.append(point([0.0, 1.0, 0.0], document_id="b", chunk_index=0, text="b0"))
+    await client.put("/v1/collections/docs/points", json={"points": points})
+    counts = (await client.get("/v1/collections/docs/documents")).json()["documents"]
+    assert sorted((d["document_id"], d["chunks"]) for d in counts) == [("a", 3), ("b", 1)]
+    scrolled = await client.post("/v1/collections/docs/points/scroll", json={"filter": {"document_id": "a"}})
+    assert sorted(p["payload"]["text"] for p in scrolled.json()["points"]) == ["a0", "a1", "a2"]
+    assert (await client.get("/v1/collections/nope/documents")).status_code == 404
+
+
+async def test_delete_with_any_of_and_exclude_keeps_the_current_revision(client: httpx.AsyncClient) -> None:
+    await create(client)
+    points = [
+        point([1.0, 0.0, 0.0], document_id="a", revision="old", text="a old"),
+        point([1.0, 0.0, 0.0], document_id="a", revision="new", text="a new"),
+        point([0.0, 1.0, 0.0], document_id="b", revision="old-b", text="b old"),
+        point([0.0, 0.0, 1.0], document_id="c", revision="old-c", text="c untouched"),
+    ]
+    await client.put("/v1/collections/docs/points", json={"points": points})
+    response = await client.post(
+        "/v1/collections/docs/points/delete",
+        json={"filter": {"document_id": ["a", "b"]}, "exclude": {"revision": ["new", "new-b"]}},
+    )
+    assert response.json() == {"deleted": 2}
+    left = (await client.post("/v1/collections/docs/points/scroll", json={})).json()["points"]
+    assert sorted(p["payload"]["text"] for p in left) == ["a new", "c untouched"]

@@ -111,14 +111,43 @@ class SearchRequest(Strict):
         return self
 
 
+FilterValues = FilterValue | Annotated[list[FilterValue], Field(min_length=1, max_length=10_000)]
+
+
 class DeleteRequest(Strict):
-    filter: Annotated[dict[str, FilterValue], Field(min_length=1)] = Field(
-        description="Delete the points whose payload matches every field, e.g. {'document_id': 'x'}."
+    filter: Annotated[dict[str, FilterValues], Field(min_length=1)] = Field(
+        description="Delete the points whose payload matches every field (a list: any of its values)."
+    )
+    exclude: dict[str, FilterValues] | None = Field(
+        default=None, description="...but keep those whose payload matches any of these fields."
     )
 
 
 class DeleteResponse(BaseModel):
     deleted: int
+
+
+class ScrollRequest(Strict):
+    filter: dict[str, FilterValue] | None = None
+    limit: int = Field(default=1000, ge=1, le=10_000)
+
+
+class StoredPoint(BaseModel):
+    id: str
+    payload: dict[str, Any]
+
+
+class ScrollResponse(BaseModel):
+    points: list[StoredPoint]
+
+
+class DocumentCount(BaseModel):
+    document_id: str
+    chunks: int
+
+
+class DocumentCounts(BaseModel):
+    documents: list[DocumentCount]
 
 
 class SearchHit(BaseModel):
@@ -308,3 +337,25 @@ class IngestResponse(BaseModel):
     collection: str
     documents: list[IngestedDocument]
     chunks: int
+
+
+class DocumentChunk(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+
+    chunk_index: int
+    text: str
+    start: int
+    end: int
+
+
+class DocumentDetail(BaseModel):
+    document_id: str
+    collection: str
+    metadata: dict[str, Any] = Field(default_factory=dict)
+    chunks: list[DocumentChunk]
+
+
+class DocumentDeleted(BaseModel):
+    document_id: str
+    collection: str
+    chunks_deleted: int

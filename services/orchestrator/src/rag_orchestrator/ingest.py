@@ -3,11 +3,19 @@
 from __future__ import annotations
 
 import hashlib
+import json
 import uuid
 from collections.abc import Iterator, Sequence
 from typing import TypeVar
 
-from rag_common.contracts import DocumentIn, IngestedDocument, IngestRequest, IngestResponse, Point
+from rag_common.contracts import (
+    DeleteRequest,
+    DocumentIn,
+    IngestedDocument,
+    IngestRequest,
+    IngestResponse,
+    Point,
+)
 
 from .chunking import Chunk, chunk_text
 from .pipeline import Pipeline
@@ -18,6 +26,12 @@ POINT_NAMESPACE = uuid.UUID("6f1d3a52-5b0e-4f7e-9c1a-2d7f8e9b0c11")
 
 def document_id(document: DocumentIn) -> str:
     return document.id or hashlib.sha256(document.text.encode()).hexdigest()[:32]
+
+
+def revision(document: DocumentIn) -> str:
+    """The content's fingerprint: chunks of any other revision of the document are stale."""
+    material = document.text + "\x00" + json.dumps(document.metadata, sort_keys=True)
+    return hashlib.sha256(material.encode()).hexdigest()[:16]
 
 
 def point_id(collection: str, doc_id: str, chunk_index: int) -> str:
@@ -38,6 +52,7 @@ def _points(
             point_id(collection, doc_id, chunk.index),
             {
                 "document_id": doc_id,
+                "revision": revision(document),
                 "chunk_index": chunk.index,
                 "text": chunk.text,
                 "start": chunk.start,
@@ -69,5 +84,17 @@ async def ingest(request: IngestRequest, *, pipeline: Pipeline) -> IngestRespons
     await pipeline.cache.bump(request.collection)
     for batch in batched(points, settings.upsert_batch_size):
         await pipeline.retriever.upsert(request.collection, list(batch))
+    await _remove_stale_chunks(request, documents, pipeline)
     await pipeline.cache.bump(request.collection)
     return IngestResponse(collection=request.collection, documents=documents, chunks=len(points))
+
+
+async def _remove_stale_chunks(
+    request: IngestRequest, documents: list[IngestedDocument], pipeline: Pipeline
+) -> None:
+    """A changed document may have had more chunks: drop every chunk of an older revision."""
+    current = sorted({revision(document) for document in request.documents})
+    stale = DeleteRequest(
+        filter={"document_id": [d.document_id for d in documents]}, exclude={"revision": current}
+    )
+    await pipeline.retriever.delete(request.collection, stale)

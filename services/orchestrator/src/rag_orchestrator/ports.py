@@ -10,11 +10,15 @@ from rag_common.contracts import (
     ChatCompletionRequest,
     ChatCompletionResponse,
     CollectionInfo,
+    DeleteRequest,
+    DocumentCount,
     GroundedCompletionRequest,
     Point,
     SafetyVerdict,
+    ScrollRequest,
     SearchHit,
     SearchRequest,
+    StoredPoint,
 )
 
 
@@ -28,6 +32,12 @@ class Retriever(Protocol):
     async def upsert(self, collection: str, points: list[Point]) -> int: ...
 
     async def search(self, collection: str, query: SearchRequest) -> list[SearchHit]: ...
+
+    async def delete(self, collection: str, request: DeleteRequest) -> int: ...
+
+    async def scroll(self, collection: str, request: ScrollRequest) -> list[StoredPoint]: ...
+
+    async def document_counts(self, collection: str) -> list[DocumentCount]: ...
 
 
 class Generator(Protocol):

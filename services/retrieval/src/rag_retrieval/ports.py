@@ -5,10 +5,13 @@ from typing import Protocol
 from rag_common.contracts import (
     CollectionCreate,
     CollectionInfo,
-    FilterValue,
+    DeleteRequest,
+    DocumentCount,
     Point,
+    ScrollRequest,
     SearchHit,
     SearchRequest,
+    StoredPoint,
 )
 
 
@@ -25,8 +28,12 @@ class VectorStore(Protocol):
 
     async def upsert(self, collection: str, points: list[Point]) -> int: ...
 
-    async def delete(self, collection: str, conditions: dict[str, FilterValue]) -> int: ...
+    async def delete(self, collection: str, request: DeleteRequest) -> int: ...
 
     async def search(self, collection: str, query: SearchRequest) -> list[SearchHit]: ...
+
+    async def scroll(self, collection: str, request: ScrollRequest) -> list[StoredPoint]: ...
+
+    async def document_counts(self, collection: str, limit: int) -> list[DocumentCount]: ...
 
     async def close(self) -> None: ...

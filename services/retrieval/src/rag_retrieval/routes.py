@@ -1,6 +1,8 @@
 from __future__ import annotations
 
-from fastapi import APIRouter, Response, status
+from typing import Annotated
+
+from fastapi import APIRouter, Query, Response, status
 
 from rag_common.contracts import (
     CollectionCreate,
@@ -9,6 +11,9 @@ from rag_common.contracts import (
     CollectionName,
     DeleteRequest,
     DeleteResponse,
+    DocumentCounts,
+    ScrollRequest,
+    ScrollResponse,
     SearchRequest,
     SearchResponse,
     UpsertRequest,
@@ -55,3 +60,15 @@ async def search(name: CollectionName, body: SearchRequest, store: StoreDep) -> 
 @router.post("/{name}/points/delete", response_model=DeleteResponse)
 async def delete_points(name: CollectionName, body: DeleteRequest, store: StoreDep) -> DeleteResponse:
     return await retrieval_service.delete(name, body, store=store)
+
+
+@router.post("/{name}/points/scroll", response_model=ScrollResponse)
+async def scroll_points(name: CollectionName, body: ScrollRequest, store: StoreDep) -> ScrollResponse:
+    return await retrieval_service.scroll(name, body, store=store)
+
+
+@router.get("/{name}/documents", response_model=DocumentCounts)
+async def document_counts(
+    name: CollectionName, store: StoreDep, limit: Annotated[int, Query(ge=1, le=100_000)] = 10_000
+) -> DocumentCounts:
+    return await retrieval_service.document_counts(name, limit, store=store)

@@ -6,6 +6,9 @@ from rag_common.contracts import (
     CollectionList,
     DeleteRequest,
     DeleteResponse,
+    DocumentCounts,
+    ScrollRequest,
+    ScrollResponse,
     SearchRequest,
     SearchResponse,
     UpsertRequest,
@@ -40,4 +43,12 @@ async def search(name: str, request: SearchRequest, *, store: VectorStore) -> Se
 
 
 async def delete(name: str, request: DeleteRequest, *, store: VectorStore) -> DeleteResponse:
-    return DeleteResponse(deleted=await store.delete(name, request.filter))
+    return DeleteResponse(deleted=await store.delete(name, request))
+
+
+async def scroll(name: str, request: ScrollRequest, *, store: VectorStore) -> ScrollResponse:
+    return ScrollResponse(points=await store.scroll(name, request))
+
+
+async def document_counts(name: str, limit: int, *, store: VectorStore) -> DocumentCounts:
+    return DocumentCounts(documents=await store.document_counts(name, limit))

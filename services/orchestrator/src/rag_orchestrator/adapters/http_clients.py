@@ -13,15 +13,22 @@ from rag_common.contracts import (
     ChatCompletionResponse,
     CollectionCreate,
     CollectionInfo,
+    DeleteRequest,
+    DeleteResponse,
+    DocumentCount,
+    DocumentCounts,
     EmbeddingRequest,
     EmbeddingResponse,
     GroundedCompletionRequest,
     Point,
     SafetyCheckRequest,
     SafetyVerdict,
+    ScrollRequest,
+    ScrollResponse,
     SearchHit,
     SearchRequest,
     SearchResponse,
+    StoredPoint,
     UpsertRequest,
     UpsertResponse,
 )
@@ -59,6 +66,21 @@ class RetrievalClient:
             idempotent=True,
         )
         return response.upserted
+
+    async def delete(self, collection: str, request: DeleteRequest) -> int:
+        path = f"/v1/collections/{collection}/points/delete"
+        response = await self._client.call("POST", path, DeleteResponse, body=request, idempotent=True)
+        return response.deleted
+
+    async def scroll(self, collection: str, request: ScrollRequest) -> list[StoredPoint]:
+        path = f"/v1/collections/{collection}/points/scroll"
+        response = await self._client.call("POST", path, ScrollResponse, body=request, idempotent=True)
+        return response.points
+
+    async def document_counts(self, collection: str) -> list[DocumentCount]:
+        path = f"/v1/collections/{collection}/documents"
+        response = await self._client.call("GET", path, DocumentCounts, idempotent=True)
+        return response.documents
 
     async def search(self, collection: str, query: SearchRequest) -> list[SearchHit]:
         response = await self._client.call(

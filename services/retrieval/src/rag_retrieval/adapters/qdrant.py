@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 from qdrant_client import AsyncQdrantClient, models
@@ -9,10 +10,14 @@ from qdrant_client import AsyncQdrantClient, models
 from rag_common.contracts import (
     CollectionCreate,
     CollectionInfo,
+    DeleteRequest,
+    DocumentCount,
     FilterValue,
     Point,
+    ScrollRequest,
     SearchHit,
     SearchRequest,
+    StoredPoint,
 )
 
 from .. import sparse
@@ -21,23 +26,28 @@ from ..errors import CollectionMismatch, CollectionNotFound, SparseIndexMissing,
 DENSE = "dense"
 SPARSE = "bm25"
 TEXT_FIELD = "text"
+DOCUMENT_FIELD = "document_id"
 _DISTANCES = {"cosine": models.Distance.COSINE, "dot": models.Distance.DOT, "euclid": models.Distance.EUCLID}
 
 
-def payload_filter(conditions: dict[str, FilterValue] | None) -> models.Filter | None:
-    if not conditions:
+def _condition(key: str, value: FilterValue | list[FilterValue]) -> models.FieldCondition:
+    if isinstance(value, list):
+        return models.FieldCondition(key=key, match=models.MatchAny(any=value))  # type: ignore[arg-type]
+    if isinstance(value, float):
+        return models.FieldCondition(key=key, range=models.Range(gte=value, lte=value))
+    return models.FieldCondition(key=key, match=models.MatchValue(value=value))
+
+
+def payload_filter(
+    conditions: Mapping[str, FilterValue | list[FilterValue]] | None,
+    exclude: Mapping[str, FilterValue | list[FilterValue]] | None = None,
+) -> models.Filter | None:
+    """Every `conditions` field must match (a list: any of its values); no `exclude` field may."""
+    if not conditions and not exclude:
         return None
     return models.Filter(
-        must=[
-            models.FieldCondition(key=key, match=models.MatchValue(value=value))
-            for key, value in conditions.items()
-            if not isinstance(value, float)
-        ]
-        + [
-            models.FieldCondition(key=key, range=models.Range(gte=value, lte=value))
-            for key, value in conditions.items()
-            if isinstance(value, float)
-        ]
+        must=[_condition(k, v) for k, v in (conditions or {}).items()] or None,
+        must_not=[_condition(k, v) for k, v in (exclude or {}).items()] or None,
     )
 
 
@@ -95,6 +105,8 @@ class QdrantVectorStore:
             },
             sparse_vectors_config={SPARSE: models.SparseVectorParams(modifier=models.Modifier.IDF)},
         )
+        # A Qdrant server needs the index for filtered deletes and facets by document; local mode ignores it.
+        await self._client.create_payload_index(spec.name, DOCUMENT_FIELD, models.PayloadSchemaType.KEYWORD)
         return await self.get_collection(spec.name)
 
     async def get_collection(self, name: str) -> CollectionInfo:
@@ -141,15 +153,27 @@ class QdrantVectorStore:
             vectors[SPARSE] = models.SparseVector(indices=indices, values=values)
         return vectors
 
-    async def delete(self, collection: str, conditions: dict[str, FilterValue]) -> int:
+    async def delete(self, collection: str, request: DeleteRequest) -> int:
         await self.get_collection(collection)
-        selector = payload_filter(conditions)
+        selector = payload_filter(request.filter, request.exclude)
         counted = await self._client.count(collection, count_filter=selector, exact=True)
         if counted.count:
             await self._client.delete(
                 collection, points_selector=models.FilterSelector(filter=selector), wait=True
             )
         return counted.count
+
+    async def scroll(self, collection: str, request: ScrollRequest) -> list[StoredPoint]:
+        await self.get_collection(collection)
+        points, _ = await self._client.scroll(
+            collection, scroll_filter=payload_filter(request.filter), limit=request.limit, with_payload=True
+        )
+        return [StoredPoint(id=str(p.id), payload=p.payload or {}) for p in points]
+
+    async def document_counts(self, collection: str, limit: int) -> list[DocumentCount]:
+        await self.get_collection(collection)
+        facets = await self._client.facet(collection, key=DOCUMENT_FIELD, limit=limit, exact=True)
+        return [DocumentCount(document_id=str(hit.value), chunks=hit.count) for hit in facets.hits]
 
     async def search(self, collection: str, query: SearchRequest) -> list[SearchHit]:
         info = await self.get_collection(collection)
