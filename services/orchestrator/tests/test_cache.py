@@ -33,10 +33,11 @@ QUESTION = RagQuery(question="What is green tea made from?", collection="c", top
 async def cached(pipeline: Pipeline, redis_server: RedisServer) -> AsyncIterator[Pipeline]:
     with redis.Redis.from_url(redis_server.url) as r:
         r.flushdb()
-    cache = RedisCache(redis_cache.connect(redis_server.url, 0.5), ttl_s=60)
+    connection = redis_cache.connect(redis_server.url, 0.5)
+    cache = RedisCache(connection, ttl_s=60)
     embedder = CachedEmbedder(pipeline.embedder, cache, namespace="test")
     yield dataclasses.replace(pipeline, cache=cache, embedder=embedder)
-    await cache.aclose()
+    await connection.aclose()
 
 
 async def ingest(pipeline: Pipeline, *documents: DocumentIn) -> None:
@@ -120,7 +121,8 @@ async def test_redis_down_bypasses_the_cache_and_the_question_still_succeeds(
     pipeline: Pipeline, tmp_path: Path
 ) -> None:
     server = start_redis(free_port(), tmp_path / "redis", tmp_path / "redis.log")
-    cache = RedisCache(redis_cache.connect(server.url, 0.2), ttl_s=60)
+    connection = redis_cache.connect(server.url, 0.2)
+    cache = RedisCache(connection, ttl_s=60)
     down = dataclasses.replace(
         pipeline, cache=cache, embedder=CachedEmbedder(pipeline.embedder, cache, namespace="t")
     )
@@ -132,4 +134,4 @@ async def test_redis_down_bypasses_the_cache_and_the_question_still_succeeds(
     with pytest.raises(UpstreamUnavailable) as caught:
         await ingest(down, TEA)
     assert caught.value.service == "redis", "a change the cache cannot hear of is refused"
-    await cache.aclose()
+    await connection.aclose()

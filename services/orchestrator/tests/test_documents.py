@@ -26,9 +26,10 @@ OTHER = DocumentIn(id="rail", text="The Trans-Siberian railway runs from Moscow 
 async def cached(pipeline: Pipeline, redis_server: RedisServer) -> AsyncIterator[Pipeline]:
     with redis.Redis.from_url(redis_server.url) as r:
         r.flushdb()
-    cache = RedisCache(redis_cache.connect(redis_server.url, 0.5), ttl_s=60)
+    connection = redis_cache.connect(redis_server.url, 0.5)
+    cache = RedisCache(connection, ttl_s=60)
     yield dataclasses.replace(pipeline, cache=cache)
-    await cache.aclose()
+    await connection.aclose()
 
 
 async def ingest(pipeline: Pipeline, *documents: DocumentIn) -> None:

@@ -359,3 +359,26 @@ class DocumentDeleted(BaseModel):
     document_id: str
     collection: str
     chunks_deleted: int
+
+
+JobState = Literal["queued", "running", "succeeded", "failed"]
+
+
+class JobStatus(BaseModel):
+    """An ingestion job: progress by documents, the chunks written, and why it failed if it did."""
+
+    job_id: str
+    collection: str
+    tenant: str = "default"
+    status: JobState = "queued"
+    documents_total: int
+    documents_done: int = 0
+    chunks: int = 0
+    retries: int = 0
+    error: str | None = None
+    created_at: float = Field(default_factory=time.time)
+    updated_at: float = Field(default_factory=time.time)
+
+    @property
+    def finished(self) -> bool:
+        return self.status in ("succeeded", "failed")

@@ -70,6 +70,12 @@ class PayloadTooLarge(ServiceError):
     type_slug = "payload-too-large"
 
 
+class UnsupportedMediaType(ServiceError):
+    status_code = 415
+    title = "Unsupported Media Type"
+    type_slug = "unsupported-media-type"
+
+
 class UnprocessableContent(ServiceError):
     status_code = 422
     title = "Unprocessable Content"

@@ -37,6 +37,13 @@ class Settings(ServiceSettings):
     cache_ttl_s: int = Field(
         default=86_400, ge=1, description="How long a cached answer, search or vector lives."
     )
+    job_batch_documents: int = Field(default=32, ge=1, le=1000, description="Documents per step of a job.")
+    job_retry_backoff_s: list[float] = Field(
+        default=[0.5, 1, 2, 4, 8, 15, 30, 30, 30],
+        description="Pauses between retries of a job step while a service is unavailable; then the job fails.",
+    )
+    job_concurrency: int = Field(default=1, ge=1, le=16, description="Jobs running at once per orchestrator.")
+    job_ttl_s: int = Field(default=7 * 86_400, ge=60, description="How long a finished job's status is kept.")
     safety_enabled: bool = Field(default=True, description="Run input and output checks on every query.")
     chunk_size: int = Field(default=800, ge=50, description="Characters per chunk.")
     chunk_overlap: int = Field(default=120, ge=0, description="Characters shared by neighbouring chunks.")

@@ -33,9 +33,6 @@ class RedisCache:
         self._redis = redis
         self._ttl_s = ttl_s
 
-    async def aclose(self) -> None:
-        await self._redis.aclose()
-
     async def collection_version(self, collection: str) -> int | None:
         """None when Redis is unreachable: callers must then skip every cache of this collection."""
         try:
