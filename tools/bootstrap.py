@@ -23,6 +23,7 @@ PACKAGES = [
     "services/orchestrator",
     "services/gateway",
     "tools/devstack",
+    "tools/cli",
 ]
 
 
