@@ -89,7 +89,7 @@ async def test_forwards_rag_query_with_rate_limit_headers(client: httpx.AsyncCli
     response = await client.post("/v1/rag/query", json={"question": "hi", "collection": "c"}, headers=auth())
     assert response.status_code == 200
     assert response.json()["echo"] == {"question": "hi", "collection": "c"}
-    assert response.headers["ratelimit-policy"] == f'"per-key";q={LIMIT};w=60'
+    assert response.headers["ratelimit-policy"].startswith(f'"per-key";q={LIMIT};w=60, "per-tenant";q=')
     assert response.headers["ratelimit"].startswith(f'"per-key";r={LIMIT - 1};')
 
 

@@ -92,9 +92,11 @@ class BodySizeLimitMiddleware:
             {
                 "type": "http.response.start",
                 "status": 413,
+                # Closing the connection keeps the unread body from being read as the next request.
                 "headers": [
                     (b"content-type", PROBLEM_JSON.encode()),
                     (b"content-length", str(len(payload)).encode()),
+                    (b"connection", b"close"),
                 ],
             }
         )

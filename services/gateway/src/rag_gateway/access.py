@@ -1,46 +1,73 @@
-"""Who is calling, and may they call now: API keys and per-key rate limits."""
+"""Who is calling and what they may do: API keys, expiry, scopes and the admin key."""
 
 from __future__ import annotations
 
+import hmac
 from dataclasses import dataclass
 
-from rag_common.errors import RateLimited, Unauthorized
+from pydantic import SecretStr
 
+from rag_common.errors import Unauthorized
+
+from . import apikeys as apikeys_service
 from .adapters.redis_store import hash_key
-from .ports import ApiKeyRecord, KeyStore, RateDecision, RateLimiter
+from .errors import Forbidden, KeyExpired
+from .ports import ApiKeyRecord, KeyStore, RateDecision, Scope
+
+MISSING_KEY = "An API key is required: send 'Authorization: Bearer <key>' or 'X-API-Key: <key>'."
 
 
 @dataclass(frozen=True, slots=True)
 class Caller:
     key: ApiKeyRecord
-    rate: RateDecision
+    subject: str
+    rate: RateDecision | None = None
+
+    @property
+    def tenant(self) -> str:
+        return self.key.tenant
 
 
-def rate_limit_headers(decision: RateDecision) -> dict[str, str]:
-    """IETF draft-ietf-httpapi-ratelimit-headers fields, plus Retry-After when refused."""
-    headers = {
-        "RateLimit-Policy": f'"per-key";q={decision.limit};w=60',
-        "RateLimit": f'"per-key";r={decision.remaining};t={decision.reset_s}',
-    }
-    if not decision.allowed:
-        headers["Retry-After"] = str(int(decision.retry_after_s))
-    return headers
+@dataclass(frozen=True, slots=True)
+class Admin:
+    """An admin caller; `tenant` None means the platform admin key (every tenant)."""
+
+    tenant: str | None
 
 
-async def admit(api_key: str | None, *, keys: KeyStore, limiter: RateLimiter) -> Caller:
+async def authenticate(api_key: str | None, *, keys: KeyStore) -> Caller:
+    """The stored record for a key; 401 when it is missing, unknown or expired."""
     if not api_key:
-        raise Unauthorized(
-            "An API key is required: send 'Authorization: Bearer <key>' or 'X-API-Key: <key>'."
-        )
+        raise Unauthorized(MISSING_KEY)
     record = await keys.lookup(api_key)
     if record is None:
         raise Unauthorized("The API key is not valid.")
-    decision = await limiter.hit(hash_key(api_key))
-    if not decision.allowed:
-        error = RateLimited(
-            f"Rate limit of {decision.limit} requests per minute exceeded; retry in {int(decision.retry_after_s)} s.",
-            retry_after_s=int(decision.retry_after_s),
+    if apikeys_service.is_expired(record):
+        assert record.expires_at is not None
+        raise KeyExpired(
+            f"The API key expired at {record.expires_at.isoformat()}; ask an administrator for a new one."
         )
-        error.headers.update(rate_limit_headers(decision))
-        raise error
-    return Caller(key=record, rate=decision)
+    return Caller(key=record, subject=record.key_id or hash_key(api_key))
+
+
+def require_scope(caller: Caller, scope: Scope) -> None:
+    if scope not in caller.key.scopes:
+        raise Forbidden(
+            f"The API key lacks the '{scope}' scope this endpoint needs.",
+            extra={"required_scope": scope},
+        )
+
+
+async def authenticate_admin(api_key: str | None, *, admin_key: SecretStr | None, keys: KeyStore) -> Admin:
+    """The settings' admin key (compared in constant time), or a stored key with the `admin` scope.
+
+    A stored admin key manages only its own tenant's keys.
+    """
+    if not api_key:
+        raise Unauthorized(MISSING_KEY)
+    expected = admin_key.get_secret_value() if admin_key else ""
+    if expected and hmac.compare_digest(api_key.encode(), expected.encode()):
+        return Admin(tenant=None)
+    caller = await authenticate(api_key, keys=keys)
+    require_scope(caller, "admin")
+    return Admin(tenant=caller.tenant)

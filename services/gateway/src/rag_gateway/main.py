@@ -6,15 +6,21 @@ from typing import TypedDict
 
 from fastapi import FastAPI, Request
 from redis.exceptions import RedisError
+from starlette.middleware.cors import CORSMiddleware
 
 from rag_common.app import create_service_app
 from rag_common.http import ServiceClient
 from rag_common.telemetry import setup_tracing
 
-from .adapters import redis_store
-from .ports import ApiKeyRecord, KeyStore, RateLimiter
+from .adapters import redis_limits, redis_store
+from .admin_routes import router as admin_router
+from .ports import ALL_SCOPES, ApiKeyRecord, KeyStore, RateLimiter
 from .routes import router
 from .settings import Settings
+from .timing import ServerTimingMiddleware
+
+DEV_KEY_ID = "dev"
+EXPOSED_HEADERS = ["RateLimit", "RateLimit-Policy", "Retry-After", "X-Request-ID", "Server-Timing"]
 
 
 class State(TypedDict):
@@ -22,6 +28,7 @@ class State(TypedDict):
     keys: KeyStore
     limiter: RateLimiter
     redis: redis_store.Redis
+    settings: Settings
 
 
 async def redis_ready(request: Request) -> str | None:
@@ -40,9 +47,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         redis = redis_store.connect(settings.redis_url, settings.redis_timeout_s)
         keys = redis_store.RedisKeyStore(redis)
         if settings.dev_api_key and settings.dev_api_key.get_secret_value():
-            await keys.register(
-                settings.dev_api_key.get_secret_value(), ApiKeyRecord(tenant="dev", name="development")
-            )
+            record = ApiKeyRecord(tenant="dev", name="development", key_id=DEV_KEY_ID, scopes=ALL_SCOPES)
+            await keys.register(settings.dev_api_key.get_secret_value(), record)
         orchestrator = ServiceClient(
             "orchestrator",
             settings.orchestrator_url,
@@ -51,22 +57,34 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             retries=settings.upstream_retries,
             tracer_provider=setup_tracing("gateway"),
         )
-        limiter = redis_store.RedisRateLimiter(
-            redis,
-            per_minute=settings.rate_limit_per_minute,
-            burst=settings.rate_limit_burst or settings.rate_limit_per_minute,
-        )
+        limiter = redis_limits.RedisRateLimiter(redis)
         try:
-            yield {"orchestrator": orchestrator, "keys": keys, "limiter": limiter, "redis": redis}
+            yield {
+                "orchestrator": orchestrator,
+                "keys": keys,
+                "limiter": limiter,
+                "redis": redis,
+                "settings": settings,
+            }
         finally:
             await orchestrator.aclose()
             await redis.aclose()
 
-    return create_service_app(
+    app = create_service_app(
         service="gateway",
         settings=settings,
         lifespan=lifespan,
-        routers=[router],
+        routers=[router, admin_router],
         ready_check=redis_ready,
         description="The public entry of the RAG platform: API keys, rate limits, RAG and OpenAI-compatible endpoints.",
     )
+    app.add_middleware(ServerTimingMiddleware)
+    if settings.cors_origins:
+        app.add_middleware(
+            CORSMiddleware,
+            allow_origins=settings.cors_origins,
+            allow_methods=["GET", "POST", "DELETE", "OPTIONS"],
+            allow_headers=["Authorization", "X-API-Key", "Content-Type", "X-Request-ID", "traceparent"],
+            expose_headers=EXPOSED_HEADERS,
+        )
+    return app

@@ -1,26 +1,67 @@
-"""Forwarding to the orchestrator: whole JSON bodies, or SSE streamed through unbuffered."""
+"""Forwarding to the orchestrator: whole JSON bodies, or SSE streamed through unbuffered.
+
+Only the headers built here reach the orchestrator: the body's content type and `X-Tenant-ID`,
+the caller's tenant from its key (a client's own `X-Tenant-ID` never passes).
+"""
 
 from __future__ import annotations
 
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
+
+import anyio
 from fastapi import Response
 from fastapi.responses import StreamingResponse
 
 from rag_common.http import ServiceClient
 
+from . import timing
+from .usage import StreamUsage, from_json
+
 SSE_HEADERS = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
+TENANT_HEADER = "X-Tenant-ID"
+UsageSink = Callable[[int | None], Awaitable[None]]
 
 
-async def forward(client: ServiceClient, path: str, body: bytes, headers: dict[str, str]) -> Response:
+async def forward(
+    client: ServiceClient,
+    path: str,
+    body: bytes,
+    *,
+    tenant: str,
+    headers: dict[str, str],
+    on_usage: UsageSink | None = None,
+) -> Response:
+    """`on_usage` gets the answer's total tokens (None when it carried none) once the answer is done."""
+    started = time.perf_counter()
     response, chunks = await client.stream_raw(
-        "POST", path, body=body, headers={"Content-Type": "application/json"}
+        "POST", path, body=body, headers={"Content-Type": "application/json", TENANT_HEADER: tenant}
     )
+    upstream_timing = response.headers.get("server-timing")
     content_type = response.headers.get("content-type", "application/json")
     if content_type.startswith("text/event-stream"):
+        timing.record_upstream(time.perf_counter() - started, upstream_timing)
         return StreamingResponse(
-            chunks,
+            _metered(chunks, on_usage),
             status_code=response.status_code,
             media_type="text/event-stream",
             headers=SSE_HEADERS | headers,
         )
     content = b"".join([chunk async for chunk in chunks])
+    timing.record_upstream(time.perf_counter() - started, upstream_timing)
+    if on_usage is not None:
+        await on_usage(from_json(content))
     return Response(content, status_code=response.status_code, media_type=content_type, headers=headers)
+
+
+async def _metered(chunks: AsyncIterator[bytes], on_usage: UsageSink | None) -> AsyncIterator[bytes]:
+    usage = StreamUsage()
+    try:
+        async for chunk in chunks:
+            usage.feed(chunk)
+            yield chunk
+    finally:
+        if on_usage is not None:
+            # Shielded: a client that hangs up cancels the stream, but the usage must still be settled.
+            with anyio.CancelScope(shield=True):
+                await on_usage(usage.total)

@@ -5,31 +5,65 @@ from pydantic import BaseModel
 
 from rag_common.contracts import ChatCompletionRequest, IngestRequest, IngestResponse, RagAnswer, RagQuery
 
-from . import proxy as proxy_service
-from .access import Caller, rate_limit_headers
-from .deps import CallerDep, OrchestratorDep
+from . import relay as relay_service
+from .access import Caller
+from .deps import IngestCallerDep, LimiterDep, OrchestratorDep, QueryCallerDep, SettingsDep
 
 router = APIRouter(prefix="/v1")
 STREAM_NOTE = "JSON, or a `text/event-stream` when the body sets `stream: true`."
+REFUSALS: dict[int | str, dict[str, str]] = {
+    401: {"description": "Missing, unknown or expired API key."},
+    403: {"description": "The key lacks the scope this endpoint needs."},
+    429: {"description": "A rate limit was hit; `RateLimit` names the policy, `Retry-After` says when."},
+    503: {"description": "The orchestrator or Redis is unavailable."},
+}
 
 
-async def _forward(body: BaseModel, caller: Caller, orchestrator: OrchestratorDep, path: str) -> Response:
-    payload = body.model_dump_json(exclude_unset=True).encode()
-    return await proxy_service.forward(orchestrator, path, payload, rate_limit_headers(caller.rate))
-
-
-@router.post("/rag/query", tags=["rag"], responses={200: {"model": RagAnswer, "description": STREAM_NOTE}})
-async def rag_query(body: RagQuery, caller: CallerDep, orchestrator: OrchestratorDep) -> Response:
-    return await _forward(body, caller, orchestrator, "/v1/rag/query")
-
-
-@router.post("/documents", tags=["documents"], responses={200: {"model": IngestResponse}})
-async def ingest_documents(body: IngestRequest, caller: CallerDep, orchestrator: OrchestratorDep) -> Response:
-    return await _forward(body, caller, orchestrator, "/v1/documents")
-
-
-@router.post("/chat/completions", tags=["openai"], responses={200: {"description": STREAM_NOTE}})
-async def chat_completions(
-    body: ChatCompletionRequest, caller: CallerDep, orchestrator: OrchestratorDep
+async def _relay(
+    body: BaseModel,
+    path: str,
+    caller: Caller,
+    orchestrator: OrchestratorDep,
+    limiter: LimiterDep,
+    settings: SettingsDep,
 ) -> Response:
-    return await _forward(body, caller, orchestrator, "/v1/chat/completions")
+    return await relay_service.relay(
+        body, path, caller=caller, orchestrator=orchestrator, limiter=limiter, settings=settings
+    )
+
+
+@router.post(
+    "/rag/query",
+    tags=["rag"],
+    responses={200: {"model": RagAnswer, "description": STREAM_NOTE}, **REFUSALS},
+)
+async def rag_query(
+    body: RagQuery,
+    caller: QueryCallerDep,
+    orchestrator: OrchestratorDep,
+    limiter: LimiterDep,
+    settings: SettingsDep,
+) -> Response:
+    return await _relay(body, "/v1/rag/query", caller, orchestrator, limiter, settings)
+
+
+@router.post("/documents", tags=["documents"], responses={200: {"model": IngestResponse}, **REFUSALS})
+async def ingest_documents(
+    body: IngestRequest,
+    caller: IngestCallerDep,
+    orchestrator: OrchestratorDep,
+    limiter: LimiterDep,
+    settings: SettingsDep,
+) -> Response:
+    return await _relay(body, "/v1/documents", caller, orchestrator, limiter, settings)
+
+
+@router.post("/chat/completions", tags=["openai"], responses={200: {"description": STREAM_NOTE}, **REFUSALS})
+async def chat_completions(
+    body: ChatCompletionRequest,
+    caller: QueryCallerDep,
+    orchestrator: OrchestratorDep,
+    limiter: LimiterDep,
+    settings: SettingsDep,
+) -> Response:
+    return await _relay(body, "/v1/chat/completions", caller, orchestrator, limiter, settings)

@@ -15,30 +15,39 @@ from rag_common.contracts import (
 from . import chat as chat_service
 from . import ingest as ingest_service
 from . import rag as rag_service
-from .deps import PipelineDep
+from . import tenancy
+from .deps import PipelineDep, TenantDep
 
 router = APIRouter(prefix="/v1")
 SSE_HEADERS = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
 
 
 @router.post("/rag/query", response_model=RagAnswer, tags=["rag"])
-async def rag_query(body: RagQuery, pipeline: PipelineDep) -> RagAnswer | StreamingResponse:
-    if body.stream:
-        events = await rag_service.answer_stream(body, pipeline=pipeline)
-        return StreamingResponse(events, media_type="text/event-stream", headers=SSE_HEADERS)
-    return await rag_service.answer(body, pipeline=pipeline)
+async def rag_query(
+    body: RagQuery, pipeline: PipelineDep, tenant: TenantDep
+) -> RagAnswer | StreamingResponse:
+    query = tenancy.scoped_query(body, tenant)
+    with tenancy.tenant_errors(tenant):
+        if body.stream:
+            events = await rag_service.answer_stream(query, pipeline=pipeline)
+            return StreamingResponse(events, media_type="text/event-stream", headers=SSE_HEADERS)
+        return await rag_service.answer(query, pipeline=pipeline)
 
 
 @router.post("/documents", response_model=IngestResponse, tags=["documents"])
-async def ingest_documents(body: IngestRequest, pipeline: PipelineDep) -> IngestResponse:
-    return await ingest_service.ingest(body, pipeline=pipeline)
+async def ingest_documents(body: IngestRequest, pipeline: PipelineDep, tenant: TenantDep) -> IngestResponse:
+    with tenancy.tenant_errors(tenant):
+        response = await ingest_service.ingest(tenancy.scoped_ingest(body, tenant), pipeline=pipeline)
+    return tenancy.unscoped_ingest(response, tenant)
 
 
 @router.post("/chat/completions", response_model=ChatCompletionResponse, tags=["chat"])
 async def chat_completions(
-    body: ChatCompletionRequest, pipeline: PipelineDep
+    body: ChatCompletionRequest, pipeline: PipelineDep, tenant: TenantDep
 ) -> ChatCompletionResponse | StreamingResponse:
-    if body.stream:
-        chunks = await chat_service.complete_stream(body, pipeline=pipeline)
-        return StreamingResponse(chunks, media_type="text/event-stream", headers=SSE_HEADERS)
-    return await chat_service.complete(body, pipeline=pipeline)
+    request = tenancy.scoped_chat(body, tenant)
+    with tenancy.tenant_errors(tenant):
+        if body.stream:
+            chunks = await chat_service.complete_stream(request, pipeline=pipeline)
+            return StreamingResponse(chunks, media_type="text/event-stream", headers=SSE_HEADERS)
+        return await chat_service.complete(request, pipeline=pipeline)

@@ -1,40 +1,28 @@
-"""API keys and rate limits in Redis, shared by every gateway replica."""
+"""API key records in Redis, shared by every gateway replica and the `rag_gateway.keys` CLI.
+
+Layout: `rag:apikey:<sha256 of the secret>` -> the record as JSON (never the secret);
+`rag:keyid:<id>` -> that digest, so keys can be listed, rotated and revoked by id; `rag:keyids` -> the
+set of ids. Nothing is cached in the process: every request reads Redis, so a revocation holds at
+once on every replica.
+"""
 
 from __future__ import annotations
 
 import hashlib
 import json
-import math
+from datetime import datetime
+from typing import Any, cast
 
 from redis.asyncio import BlockingConnectionPool, Redis
-from redis.exceptions import RedisError
+from redis.exceptions import RedisError, WatchError
 
-from rag_common.errors import ServiceUnavailable
+from rag_common.errors import Conflict, ServiceUnavailable
 
-from ..ports import ApiKeyRecord, RateDecision
+from ..ports import LEGACY_SCOPES, ApiKeyRecord, Scope
 
 KEY_PREFIX = "rag:apikey:"
-RATE_PREFIX = "rag:rate:"
-
-# GCRA (generic cell rate algorithm): one timestamp per subject, updated atomically.
-# KEYS[1] subject; ARGV[1] emission interval in ms; ARGV[2] burst. Returns {allowed, remaining, retry_ms, reset_ms}.
-GCRA_SCRIPT = """
-local t = redis.call('TIME')
-local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
-local interval = tonumber(ARGV[1])
-local burst = tonumber(ARGV[2])
-local tolerance = interval * burst
-local tat = tonumber(redis.call('GET', KEYS[1])) or now
-if tat < now then tat = now end
-local new_tat = tat + interval
-local allow_at = new_tat - tolerance
-if allow_at > now then
-  return {0, 0, allow_at - now, tat - now}
-end
-redis.call('SET', KEYS[1], new_tat, 'PX', math.ceil(new_tat - now))
-local remaining = math.floor((tolerance - (new_tat - now)) / interval)
-return {1, remaining, 0, new_tat - now}
-"""
+ID_PREFIX = "rag:keyid:"
+ID_SET = "rag:keyids"
 
 
 def hash_key(api_key: str) -> str:
@@ -61,6 +49,40 @@ def unavailable(exc: RedisError) -> ServiceUnavailable:
     )
 
 
+def _time(value: object) -> datetime | None:
+    return datetime.fromisoformat(value) if isinstance(value, str) else None
+
+
+def encode(record: ApiKeyRecord) -> str:
+    return json.dumps(
+        {
+            "id": record.key_id,
+            "tenant": record.tenant,
+            "name": record.name,
+            "scopes": list(record.scopes),
+            "expires_at": record.expires_at.isoformat() if record.expires_at else None,
+            "requests_per_minute": record.requests_per_minute,
+            "tokens_per_minute": record.tokens_per_minute,
+            "created_at": record.created_at.isoformat() if record.created_at else None,
+        }
+    )
+
+
+def decode(raw: bytes | str) -> ApiKeyRecord:
+    data: dict[str, Any] = json.loads(raw)
+    scopes = data.get("scopes")
+    return ApiKeyRecord(
+        tenant=str(data["tenant"]),
+        name=str(data.get("name", "")),
+        key_id=str(data.get("id") or ""),
+        scopes=tuple(cast("list[Scope]", scopes)) if isinstance(scopes, list) else LEGACY_SCOPES,
+        expires_at=_time(data.get("expires_at")),
+        requests_per_minute=data.get("requests_per_minute"),
+        tokens_per_minute=data.get("tokens_per_minute"),
+        created_at=_time(data.get("created_at")),
+    )
+
+
 class RedisKeyStore:
     def __init__(self, redis: Redis) -> None:
         self._redis = redis
@@ -70,37 +92,84 @@ class RedisKeyStore:
             raw = await self._redis.get(KEY_PREFIX + hash_key(api_key))
         except RedisError as exc:
             raise unavailable(exc) from exc
-        if raw is None:
-            return None
-        data = json.loads(raw)
-        return ApiKeyRecord(tenant=data["tenant"], name=data["name"])
+        return None if raw is None else decode(raw)
 
     async def register(self, api_key: str, record: ApiKeyRecord) -> None:
-        value = json.dumps({"tenant": record.tenant, "name": record.name})
+        """Store a record under the secret's digest; with an id, also index it (replacing nothing else)."""
+        digest = hash_key(api_key)
         try:
-            await self._redis.set(KEY_PREFIX + hash_key(api_key), value)
+            async with self._redis.pipeline(transaction=True) as pipe:
+                pipe.set(KEY_PREFIX + digest, encode(record))
+                if record.key_id:
+                    pipe.set(ID_PREFIX + record.key_id, digest)
+                    pipe.sadd(ID_SET, record.key_id)
+                await pipe.execute()
         except RedisError as exc:
             raise unavailable(exc) from exc
 
-
-class RedisRateLimiter:
-    def __init__(self, redis: Redis, *, per_minute: int, burst: int) -> None:
-        self._script = redis.register_script(GCRA_SCRIPT)
-        self._interval_ms = 60_000 / per_minute
-        self._burst = burst
-        self._limit = per_minute
-
-    async def hit(self, subject: str) -> RateDecision:
+    async def get(self, key_id: str) -> ApiKeyRecord | None:
+        """Two reads; a rotation between them moves the record, so read again from the id."""
         try:
-            allowed, remaining, retry_ms, reset_ms = await self._script(
-                keys=[RATE_PREFIX + subject], args=[self._interval_ms, self._burst]
-            )
+            for _ in range(5):
+                digest = await self._redis.get(ID_PREFIX + key_id)
+                if digest is None:
+                    return None
+                raw = await self._redis.get(KEY_PREFIX + digest.decode())
+                if raw is not None:
+                    return decode(raw)
         except RedisError as exc:
             raise unavailable(exc) from exc
-        return RateDecision(
-            allowed=bool(allowed),
-            limit=self._limit,
-            remaining=int(remaining),
-            retry_after_s=max(1, math.ceil(float(retry_ms) / 1000)) if not allowed else 0,
-            reset_s=math.ceil(float(reset_ms) / 1000),
-        )
+        return None
+
+    async def list(self, tenant: str | None = None) -> list[ApiKeyRecord]:
+        try:
+            ids = sorted(member.decode() for member in await self._redis.smembers(ID_SET))
+            digests = await self._redis.mget([ID_PREFIX + i for i in ids]) if ids else []
+            live = [d.decode() for d in digests if d]
+            raws = await self._redis.mget([KEY_PREFIX + d for d in live]) if live else []
+        except RedisError as exc:
+            raise unavailable(exc) from exc
+        records = [decode(raw) for raw in raws if raw]
+        return [r for r in records if tenant is None or r.tenant == tenant]
+
+    async def replace_secret(self, key_id: str, new_api_key: str) -> ApiKeyRecord | None:
+        """Move the record to a new secret's digest and delete the old one, atomically.
+
+        The id's entry is WATCHed: a concurrent rotation or revocation aborts this one with 409.
+        """
+        new_digest = hash_key(new_api_key)
+        try:
+            async with self._redis.pipeline(transaction=True) as pipe:
+                await pipe.watch(ID_PREFIX + key_id)
+                old_digest = await pipe.get(ID_PREFIX + key_id)
+                if old_digest is None:
+                    return None
+                raw = await pipe.get(KEY_PREFIX + old_digest.decode())
+                if raw is None:  # moved by a concurrent rotation between the two reads
+                    raise WatchError(key_id)
+                pipe.multi()
+                pipe.delete(KEY_PREFIX + old_digest.decode())
+                pipe.set(KEY_PREFIX + new_digest, raw)
+                pipe.set(ID_PREFIX + key_id, new_digest)
+                await pipe.execute()
+        except WatchError as exc:
+            raise Conflict(
+                "The key was rotated or revoked at the same time; look it up and try again.",
+                extra={"key_id": key_id},
+            ) from exc
+        except RedisError as exc:
+            raise unavailable(exc) from exc
+        return decode(raw)
+
+    async def revoke(self, key_id: str) -> bool:
+        try:
+            digest = await self._redis.get(ID_PREFIX + key_id)
+            if digest is None:
+                return False
+            async with self._redis.pipeline(transaction=True) as pipe:
+                pipe.delete(KEY_PREFIX + digest.decode(), ID_PREFIX + key_id)
+                pipe.srem(ID_SET, key_id)
+                await pipe.execute()
+        except RedisError as exc:
+            raise unavailable(exc) from exc
+        return True

@@ -1,0 +1,148 @@
+"""Sliding-window limits in Redis: atomic multi-policy reservations, settled later with real usage.
+
+Each policy keeps a sorted set of reservation ids (scored by Redis `TIME` in ms) and a hash of their
+costs plus a running `__total`. A reservation is admitted on every policy or on none, inside one Lua
+script, so replicas and concurrent requests can never admit past a limit together.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+
+from redis.asyncio import Redis
+from redis.exceptions import RedisError
+
+from ..ports import Demand, Policy, RateDecision, WindowState
+from .redis_store import unavailable
+
+WINDOW_PREFIX = "rag:win:"
+
+# KEYS: per policy a sorted set and a hash. ARGV[1] reservation id, then per policy: limit, window ms, cost.
+# Returns {refused policy index (0: admitted), retry ms, then per policy: used, ms until the oldest leaves}.
+RESERVE_SCRIPT = """
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local id = ARGV[1]
+local n = #KEYS / 2
+local used, reset = {}, {}
+local refused, retry = 0, 0
+for i = 1, n do
+  local z, h = KEYS[2 * i - 1], KEYS[2 * i]
+  local limit, window, cost = tonumber(ARGV[3 * i - 1]), tonumber(ARGV[3 * i]), tonumber(ARGV[3 * i + 1])
+  local total = tonumber(redis.call('HGET', h, '__total') or '0')
+  local old = redis.call('ZRANGEBYSCORE', z, '-inf', now - window)
+  for _, m in ipairs(old) do
+    total = total - tonumber(redis.call('HGET', h, m) or '0')
+    redis.call('HDEL', h, m)
+  end
+  if #old > 0 then
+    redis.call('ZREMRANGEBYSCORE', z, '-inf', now - window)
+    redis.call('HSET', h, '__total', total)
+  end
+  used[i] = total
+  local oldest = redis.call('ZRANGE', z, 0, 0, 'WITHSCORES')
+  reset[i] = 0
+  if #oldest > 0 then reset[i] = tonumber(oldest[2]) + window - now end
+  if total + cost > limit then
+    local wait = window
+    if cost <= limit then
+      local need, freed = total + cost - limit, 0
+      local entries = redis.call('ZRANGE', z, 0, -1, 'WITHSCORES')
+      for j = 1, #entries, 2 do
+        freed = freed + tonumber(redis.call('HGET', h, entries[j]) or '0')
+        if freed >= need then
+          wait = tonumber(entries[j + 1]) + window - now
+          break
+        end
+      end
+    end
+    if wait < 1 then wait = 1 end
+    if wait > retry then
+      retry = wait
+      refused = i
+    end
+  end
+end
+if refused == 0 then
+  for i = 1, n do
+    local z, h = KEYS[2 * i - 1], KEYS[2 * i]
+    local window, cost = tonumber(ARGV[3 * i]), tonumber(ARGV[3 * i + 1])
+    redis.call('ZADD', z, now, id)
+    redis.call('HSET', h, id, cost)
+    redis.call('HINCRBY', h, '__total', cost)
+    redis.call('PEXPIRE', z, window * 2)
+    redis.call('PEXPIRE', h, window * 2)
+    used[i] = used[i] + cost
+    if reset[i] == 0 then reset[i] = window end
+  end
+end
+local out = {refused, retry}
+for i = 1, n do
+  out[#out + 1] = used[i]
+  out[#out + 1] = reset[i]
+end
+return out
+"""
+
+# KEYS: per policy a sorted set and a hash. ARGV[1] reservation id, ARGV[2] the real cost.
+SETTLE_SCRIPT = """
+for i = 1, #KEYS / 2 do
+  local h = KEYS[2 * i]
+  local old = redis.call('HGET', h, ARGV[1])
+  if old then
+    redis.call('HSET', h, ARGV[1], ARGV[2])
+    redis.call('HINCRBY', h, '__total', tonumber(ARGV[2]) - tonumber(old))
+  end
+end
+return 1
+"""
+
+
+def _keys(policies: Sequence[Policy]) -> list[str]:
+    keys: list[str] = []
+    for policy in policies:
+        base = f"{WINDOW_PREFIX}{policy.name}:{policy.subject}"
+        keys += [base, base + ":cost"]
+    return keys
+
+
+class RedisRateLimiter:
+    def __init__(self, redis: Redis) -> None:
+        self._reserve = redis.register_script(RESERVE_SCRIPT)
+        self._settle = redis.register_script(SETTLE_SCRIPT)
+
+    async def reserve(self, demands: Sequence[Demand], reservation: str) -> RateDecision:
+        if not demands:
+            return RateDecision(allowed=True, reservation=reservation)
+        policies = [d.policy for d in demands]
+        args: list[str | int] = [reservation]
+        for demand in demands:
+            args += [demand.policy.limit, demand.policy.window_s * 1000, demand.cost]
+        try:
+            refused, retry_ms, *rest = await self._reserve(keys=_keys(policies), args=args)
+        except RedisError as exc:
+            raise unavailable(exc) from exc
+        states = tuple(
+            WindowState(
+                policy=policy,
+                remaining=max(0, policy.limit - int(rest[2 * i])),
+                reset_s=math.ceil(int(rest[2 * i + 1]) / 1000),
+            )
+            for i, policy in enumerate(policies)
+        )
+        return RateDecision(
+            allowed=int(refused) == 0,
+            states=states,
+            refused=policies[int(refused) - 1] if int(refused) else None,
+            retry_after_s=max(1, math.ceil(int(retry_ms) / 1000)) if int(refused) else 0,
+            reservation=reservation,
+        )
+
+    async def settle(self, policies: Sequence[Policy], reservation: str, actual: int) -> None:
+        if not policies:
+            return
+        try:
+            await self._settle(keys=_keys(policies), args=[reservation, max(0, actual)])
+        except RedisError as exc:
+            raise unavailable(exc) from exc
