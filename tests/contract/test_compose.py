@@ -71,7 +71,13 @@ INFRA_PORTS = {
     "qdrant": {6333, 6334},
     "otel-collector": {4317, 4318},
     "jaeger": {4317, 4318, 16686},
+    "prometheus": {9090},
+    "grafana": {3000},
 }
+# Alternatives to `llm` under compose profiles; each answers on the network alias `llm`.
+LLM_VARIANTS = {"llm-gpu": "gpu", "llm-openai": "openai"}
+PROMETHEUS_CONFIG = REPO / "deploy" / "prometheus" / "prometheus.yml"
+GRAFANA = REPO / "deploy" / "grafana"
 # Services every platform service calls, whether or not it waits for them at start-up.
 EXPECTED_DEPENDENCIES = {
     "gateway": {"orchestrator", "redis"},
@@ -128,6 +134,16 @@ def dockerfile_stages(path: Path) -> list[list[tuple[str, str]]]:
         assert stages, f"{path}: an instruction comes before the first FROM"
         stages[-1].append((instruction.upper(), arguments.strip()))
     return stages
+
+
+def expand_build_args(stage: list[tuple[str, str]], arguments: str) -> str:
+    """`arguments` with `$NAME` / `${NAME}` replaced by the defaults of the stage's ARG lines."""
+    defaults = {}
+    for name, arguments_of_arg in stage:
+        if name == "ARG":
+            variable, _, default = arguments_of_arg.partition("=")
+            defaults[variable] = default.strip('"')
+    return re.sub(r"\$\{?(\w+)\}?", lambda match: defaults.get(match.group(1), match.group(0)), arguments)
 
 
 def final_stage(service: Service) -> list[tuple[str, str]]:
@@ -234,8 +250,9 @@ def test_dockerfile_installs_common_and_its_own_package_non_editable(service: Se
 
 @pytest.mark.parametrize("service", WITH_DOCKERFILE, ids=str)
 def test_dockerfile_takes_torch_pinned_from_the_cpu_index(service: Service) -> None:
+    # Build arguments count with their defaults: a GPU build may pass another index, the default is CPU.
     runs = [
-        arguments
+        expand_build_args(stage, arguments)
         for stage in dockerfile_stages(service.dockerfile)
         for arguments in arguments_of(stage, "RUN")
     ]
@@ -323,7 +340,7 @@ def test_compose_service_waits_for_what_it_calls(service: Service) -> None:
         for variable, value in environment(definition).items()
         if variable.startswith(service.env_prefix) and variable.endswith("_URL")
     }
-    depends_on = set(definition.get("depends_on") or ())
+    depends_on = {"llm" if name in LLM_VARIANTS else name for name in definition.get("depends_on") or ()}
     expected = EXPECTED_DEPENDENCIES[service.name]
     assert called == expected, f"{service}: URLs point at {sorted(called)}, expected {sorted(expected)}"
     assert depends_on == expected, f"{service}: depends_on {sorted(depends_on)}, expected {sorted(expected)}"
@@ -382,3 +399,141 @@ def test_compose_spec_check_rejects_a_misspelled_key(tmp_path: Path) -> None:
     path = tmp_path / "docker-compose.yml"
     path.write_text(yaml.safe_dump(broken))
     assert run_compose_schema_check(path).returncode != 0
+
+
+def test_orchestrator_waits_for_whichever_llm_variant_runs() -> None:
+    depends_on = compose_service("orchestrator")["depends_on"]
+    for name in ("llm", *LLM_VARIANTS):
+        assert depends_on[name] == {"condition": "service_healthy", "required": False}, name
+
+
+@pytest.mark.parametrize("variant", sorted(LLM_VARIANTS), ids=str)
+def test_llm_variants_replace_llm_under_their_profile(variant: str) -> None:
+    definition = compose_service(variant)
+    default = compose_service("llm")
+    assert definition["profiles"] == [LLM_VARIANTS[variant]]
+    assert "profiles" not in default, "the default llm starts without a profile"
+    assert definition["networks"] == {"default": {"aliases": ["llm"]}}
+    assert definition["build"]["dockerfile"] == default["build"]["dockerfile"]
+    assert healthcheck_command(definition) == healthcheck_command(default)
+    env = environment(definition)
+    assert env["OTEL_SERVICE_NAME"] == "llm", "traces and metrics stay under the llm service"
+    assert env["OTEL_EXPORTER_OTLP_ENDPOINT"] == "http://otel-collector:4318"
+    assert not definition.get("ports")
+    if importlib.util.find_spec("rag_llm") is not None:
+        settings_class = importlib.import_module("rag_llm.settings").Settings
+        known = {"LLM_" + field.upper() for field in settings_class.model_fields}
+        unknown = sorted(name for name in env if name.startswith("LLM_") and name not in known)
+        assert not unknown, f"{variant}: compose sets {unknown}, which the llm Settings does not read"
+
+
+def test_gpu_profile_runs_transformers_on_a_reserved_gpu_with_a_mounted_model() -> None:
+    definition = compose_service("llm-gpu")
+    env = environment(definition)
+    assert env["LLM_BACKEND"] == "transformers"
+    mounts = {volume.rsplit(":", 2)[1]: volume for volume in definition["volumes"]}
+    assert env["LLM_MODEL_PATH"] in mounts, "LLM_MODEL_PATH must be the mounted model folder"
+    assert mounts[env["LLM_MODEL_PATH"]].endswith(":ro")
+    devices = definition["deploy"]["resources"]["reservations"]["devices"]
+    assert devices == [{"driver": "nvidia", "count": 1, "capabilities": ["gpu"]}]
+    args = definition["build"]["args"]
+    assert args["LLM_EXTRAS"] == "[transformers]"
+    dockerfile = BY_NAME["llm"].dockerfile.read_text()
+    assert all(f"ARG {name}" in dockerfile for name in args), "every build arg is declared in the Dockerfile"
+
+
+def test_openai_profile_takes_the_upstream_from_the_environment() -> None:
+    env = environment(compose_service("llm-openai"))
+    assert env["LLM_BACKEND"] == "openai"
+    for name in ("LLM_OPENAI_BASE_URL", "LLM_OPENAI_API_KEY"):
+        assert env[name].startswith(f"${{{name}"), f"{name} must come from the caller's environment"
+
+
+def test_stores_keep_their_data_in_named_volumes() -> None:
+    volumes = compose()["volumes"]
+    for service, target in (
+        ("redis", "/data"),
+        ("qdrant", "/qdrant/storage"),
+        ("prometheus", "/prometheus"),
+        ("grafana", "/var/lib/grafana"),
+    ):
+        named = {v.split(":")[0] for v in compose_service(service)["volumes"] if v.split(":")[1] == target}
+        assert named, f"{service}: nothing is mounted on {target}"
+        assert named <= set(volumes), f"{service}: {target} is not on a named volume"
+
+
+def prometheus_targets() -> dict[str, list[str]]:
+    config = yaml.safe_load(PROMETHEUS_CONFIG.read_text())
+    return {
+        job["job_name"]: [t for c in job["static_configs"] for t in c["targets"]]
+        for job in config["scrape_configs"]
+        if job.get("metrics_path", "/metrics") == "/metrics"
+    }
+
+
+@pytest.mark.parametrize("service", SERVICES, ids=str)
+def test_prometheus_scrapes_every_service_metrics_on_its_port(service: Service) -> None:
+    assert prometheus_targets().get(service.name) == [f"{service.name}:{service.port}"]
+
+
+def test_prometheus_and_grafana_run_in_compose_with_their_provisioning() -> None:
+    prometheus = compose_service("prometheus")
+    assert "./deploy/prometheus/prometheus.yml:/etc/prometheus/prometheus.yml:ro" in prometheus["volumes"]
+    assert prometheus["ports"] == ["9090:9090"]
+    grafana = compose_service("grafana")
+    assert grafana["ports"] == ["3000:3000"]
+    assert "./deploy/grafana/provisioning:/etc/grafana/provisioning:ro" in grafana["volumes"]
+    assert "./deploy/grafana/dashboards:/var/lib/grafana/dashboards:ro" in grafana["volumes"]
+    datasources = yaml.safe_load((GRAFANA / "provisioning/datasources/prometheus.yml").read_text())
+    [datasource] = datasources["datasources"]
+    assert datasource["type"] == "prometheus"
+    assert urlsplit(datasource["url"]).hostname == "prometheus"
+    assert urlsplit(datasource["url"]).port in INFRA_PORTS["prometheus"]
+    providers = yaml.safe_load((GRAFANA / "provisioning/dashboards/dashboards.yml").read_text())
+    assert providers["providers"][0]["options"]["path"] == "/var/lib/grafana/dashboards"
+
+
+def dashboard_expressions() -> list[str]:
+    dashboard = json.loads((GRAFANA / "dashboards" / "rag-platform.json").read_text())
+    datasource_uids = {
+        d["uid"]
+        for d in yaml.safe_load((GRAFANA / "provisioning/datasources/prometheus.yml").read_text())[
+            "datasources"
+        ]
+    }
+    expressions = []
+    for panel in dashboard["panels"]:
+        for target in panel.get("targets", []):
+            assert target["datasource"]["uid"] in datasource_uids, panel["title"]
+            expressions.append(target["expr"])
+    return expressions
+
+
+def test_dashboard_queries_only_metrics_that_rag_common_exports() -> None:
+    from prometheus_client import REGISTRY
+
+    import rag_common.metrics  # noqa: F401  (registers the metrics)
+
+    exported = {sample.name for family in REGISTRY.collect() for sample in family.samples}
+    exported |= {family.name for family in REGISTRY.collect()}
+    used = {
+        name
+        for expression in dashboard_expressions()
+        for name in re.findall(r"\b((?:http|rag)_[a-z_]+)\b", expression)
+    }
+    assert used, "the dashboard queries no platform metric"
+    # Families without samples yet (labelled metrics never used) appear only by family name.
+    base = {re.sub(r"_(bucket|count|sum|total)$", "", name) for name in used}
+    missing = sorted(name for name in base if name not in exported)
+    assert not missing, f"the dashboard queries metrics nobody exports: {missing}"
+
+
+def test_dashboard_covers_stage_latency_ttft_cache_hits_and_429s() -> None:
+    expressions = "\n".join(dashboard_expressions())
+    for needle in (
+        "http_request_duration_seconds_bucket",
+        "rag_time_to_first_token_seconds_bucket",
+        "rag_cache_lookups_total",
+        'status="429"',
+    ):
+        assert needle in expressions, needle

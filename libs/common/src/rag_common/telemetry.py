@@ -18,7 +18,8 @@ from opentelemetry.sdk.resources import SERVICE_NAME, Resource
 from opentelemetry.sdk.trace import SpanProcessor, TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor
 
-_EXCLUDED_URLS = "healthz,readyz"
+# Regular expressions searched in the URL; Prometheus scrapes /metrics every few seconds.
+_EXCLUDED_URLS = "healthz,readyz,/metrics$"
 
 
 def _otlp_configured() -> bool:
