@@ -3,61 +3,18 @@
 from __future__ import annotations
 
 import dataclasses
-import re
 from typing import Literal
 
 import pytest
 
-from rag_common.contracts import SafetyCheckRequest, SafetyFinding, SafetyVerdict
+from rag_common.contracts import SafetyCheckRequest, SafetyVerdict
 from rag_common.errors import PayloadTooLarge
 from rag_safety import service as safety_service
 from rag_safety.ports import Detectors
 from rag_safety.service import Policy
 from rag_safety.settings import Settings
 
-EMAIL = re.compile(r"\S+@\S+\.\w+")
-
-
-class EmailOnlyPii:
-    def analyze(self, text: str) -> list[SafetyFinding]:
-        return [
-            SafetyFinding(kind="pii", label="EMAIL_ADDRESS", score=1.0, start=m.start(), end=m.end())
-            for m in EMAIL.finditer(text)
-        ]
-
-    def redact(self, text: str, findings: list[SafetyFinding]) -> str:
-        for f in sorted(findings, key=lambda f: f.start or 0, reverse=True):
-            text = f"{text[: f.start]}<{f.label}>{text[f.end :]}"
-        return text
-
-
-class KeywordRule:
-    def __init__(self, kind: Literal["prompt_injection", "moderation"], word: str) -> None:
-        self.kind: Literal["prompt_injection", "moderation"] = kind
-        self.word = word
-
-    def detect(self, text: str) -> list[SafetyFinding]:
-        at = text.lower().find(self.word)
-        if at < 0:
-            return []
-        return [
-            SafetyFinding(
-                kind=self.kind, label=f"rule:{self.word}", score=1.0, start=at, end=at + len(self.word)
-            )
-        ]
-
-
-class ScoreByWord:
-    """Scores 0.99 when the text contains `word`, else 0.01."""
-
-    name = "fake"
-
-    def __init__(self, word: str) -> None:
-        self.word = word
-
-    def score(self, text: str) -> float:
-        return 0.99 if self.word in text.lower() else 0.01
-
+from .fakes import EmailOnlyPii, KeywordRule, ScoreByWord
 
 DETECTORS = Detectors(
     pii=EmailOnlyPii(),
@@ -65,7 +22,7 @@ DETECTORS = Detectors(
     injection_classifier=ScoreByWord("override"),
     moderation=KeywordRule("moderation", "threat"),
 )
-POLICY = Policy.from_settings(Settings())
+POLICY = dataclasses.replace(Policy.from_settings(Settings()), injection_threshold=0.95)
 
 
 async def run(
@@ -77,7 +34,10 @@ async def run(
 
 async def test_nothing_found_allows_the_original_text() -> None:
     verdict = await run("What is the capital of France?")
-    assert verdict == SafetyVerdict(verdict="allow", text="What is the capital of France?")
+    assert SafetyVerdict.model_validate(verdict.model_dump()) == SafetyVerdict(
+        verdict="allow", text="What is the capital of France?"
+    )
+    assert (verdict.policy, verdict.flagged, verdict.mapping) == ("default", [], None)
 
 
 async def test_pii_alone_redacts_and_returns_the_redacted_text() -> None:

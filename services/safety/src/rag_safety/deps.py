@@ -4,8 +4,9 @@ from typing import Annotated
 
 from fastapi import Depends, Request
 
+from .policy import PolicyBook
 from .ports import Detectors
-from .service import Policy
+from .settings import Settings
 
 
 def get_detectors(request: Request) -> Detectors:
@@ -13,10 +14,16 @@ def get_detectors(request: Request) -> Detectors:
     return detectors
 
 
-def get_policy(request: Request) -> Policy:
-    policy: Policy = request.state.policy
-    return policy
+def get_policies(request: Request) -> PolicyBook:
+    policies: PolicyBook = request.state.policies
+    return policies
+
+
+def get_settings(request: Request) -> Settings:
+    settings: Settings = request.state.settings
+    return settings
 
 
 DetectorsDep = Annotated[Detectors, Depends(get_detectors)]
-PolicyDep = Annotated[Policy, Depends(get_policy)]
+PoliciesDep = Annotated[PolicyBook, Depends(get_policies)]
+SettingsDep = Annotated[Settings, Depends(get_settings)]

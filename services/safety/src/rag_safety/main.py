@@ -10,15 +10,16 @@ from starlette.concurrency import run_in_threadpool
 
 from rag_common.app import create_service_app
 
-from .ports import Detectors, InjectionClassifier, PiiDetector
+from .policy import PolicyBook
+from .ports import Detectors, Embedder, InjectionClassifier, PiiDetector
 from .routes import router
-from .service import Policy
 from .settings import Settings
 
 
 class State(TypedDict):
     detectors: Detectors
-    policy: Policy
+    policies: PolicyBook
+    settings: Settings
 
 
 def load_pii_detector(settings: Settings) -> PiiDetector:
@@ -34,7 +35,15 @@ def load_pii_detector(settings: Settings) -> PiiDetector:
 def load_injection_classifier(settings: Settings) -> InjectionClassifier:
     from .adapters.injection import NanoGuardClassifier
 
-    return NanoGuardClassifier(device=settings.injection_device)
+    return NanoGuardClassifier(device=settings.injection_device, batch_size=settings.passages_batch_size)
+
+
+def load_embedder(settings: Settings) -> Embedder:
+    from .adapters.embedder import SentenceTransformerEmbedder
+
+    return SentenceTransformerEmbedder(
+        model_path=settings.grounding_model_path, device=settings.grounding_device
+    )
 
 
 async def _load_classifier_if_enabled(settings: Settings) -> InjectionClassifier | None:
@@ -43,31 +52,45 @@ async def _load_classifier_if_enabled(settings: Settings) -> InjectionClassifier
     return await run_in_threadpool(load_injection_classifier, settings)
 
 
+async def _load_embedder_if_enabled(settings: Settings) -> Embedder | None:
+    if not settings.grounding_enabled:
+        return None
+    return await run_in_threadpool(load_embedder, settings)
+
+
 async def load_detectors(settings: Settings) -> Detectors:
-    """Loads the spaCy pipeline and the classifier side by side, each in a worker thread."""
+    """Loads spaCy, the classifier and the embedding model side by side, each in a worker thread."""
     from .adapters.injection import injection_rules
+    from .adapters.leak import VerbatimLeakDetector
     from .adapters.moderation import moderation_rules
 
-    pii, classifier = await asyncio.gather(
+    pii, classifier, embedder = await asyncio.gather(
         run_in_threadpool(load_pii_detector, settings),
         _load_classifier_if_enabled(settings),
+        _load_embedder_if_enabled(settings),
     )
     return Detectors(
         pii=pii,
         injection_rules=injection_rules(),
         injection_classifier=classifier,
         moderation=moderation_rules(),
+        leak=VerbatimLeakDetector(
+            default_system_prompt=settings.leak_system_prompt, phrases=settings.leak_phrases
+        ),
+        embedder=embedder,
     )
 
 
 def create_app(settings: Settings | None = None, detectors: Detectors | None = None) -> FastAPI:
     settings = settings or Settings()
+    policies = PolicyBook.from_settings(settings)
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[State]:
         yield {
             "detectors": detectors or await load_detectors(settings),
-            "policy": Policy.from_settings(settings),
+            "policies": policies,
+            "settings": settings,
         }
 
     return create_service_app(
@@ -75,5 +98,6 @@ def create_app(settings: Settings | None = None, detectors: Detectors | None = N
         settings=settings,
         lifespan=lifespan,
         routers=[router],
-        description="PII redaction, prompt-injection detection and output moderation.",
+        description="PII redaction, prompt-injection detection, passage screening, output moderation, "
+        "system-prompt leak detection and grounding scores.",
     )

@@ -23,6 +23,22 @@ class InjectionClassifier(Protocol):
         """The probability, 0 to 1, that the text tries to override the assistant's instructions."""
         ...
 
+    def score_batch(self, texts: list[str]) -> list[float]:
+        """`score` of each text, in as few model passes as the adapter can manage."""
+        ...
+
+
+class LeakDetector(Protocol):
+    """Finds spans of an answer that quote the system prompt or known instruction phrases."""
+
+    def detect(self, text: str, *, system_prompt: str | None, min_words: int) -> list[SafetyFinding]: ...
+
+
+class Embedder(Protocol):
+    """Sentence embeddings, L2-normalised; blocking, call it off the event loop."""
+
+    def embed(self, texts: list[str]) -> list[list[float]]: ...
+
 
 class SpanDetector(Protocol):
     """Reports each match in the text as a finding with offsets (today: regex rule sets)."""
@@ -38,3 +54,5 @@ class Detectors:
     injection_rules: SpanDetector
     injection_classifier: InjectionClassifier | None
     moderation: SpanDetector
+    leak: LeakDetector | None = None
+    embedder: Embedder | None = None

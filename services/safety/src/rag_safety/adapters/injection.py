@@ -9,28 +9,11 @@ from __future__ import annotations
 
 from typing import Any
 
-from .rules import RegexRuleDetector, rule
-
-INJECTION_RULES = [
-    rule(
-        "ignore_previous_instructions",
-        r"\b(?:ignore|disregard|forget|override) (?:all |any )?(?:of )?(?:the |your |my |these )?"
-        r"(?:previous|prior|above|earlier|preceding|original|system) "
-        r"(?:instructions?|prompts?|rules|directions|directives|guidelines)\b",
-    ),
-    rule("you_are_now_dan", r"\byou are now (?:DAN|in developer mode|jailbroken|an? unrestricted)\b"),
-    rule("do_anything_now", r"\bdo anything now\b"),
-    rule(
-        "reveal_system_prompt",
-        r"\b(?:reveal|print|show|repeat|output|display|leak|tell me|give me) (?:me )?(?:your|the) "
-        r"(?:full |entire |exact )?(?:system|hidden|initial|original|secret) (?:prompt|instructions|message)\b",
-    ),
-    rule("jailbreak_mode", r"\b(?:enable|enter|activate|switch to) (?:developer|god|jailbreak|DAN) mode\b"),
-]
+from .injection_rules import InjectionRuleDetector
 
 
-def injection_rules() -> RegexRuleDetector:
-    return RegexRuleDetector(kind="prompt_injection", rules=INJECTION_RULES)
+def injection_rules() -> InjectionRuleDetector:
+    return InjectionRuleDetector()
 
 
 class NanoGuardClassifier:
@@ -44,15 +27,27 @@ class NanoGuardClassifier:
 
     name = "nanoguard"
 
-    def __init__(self, *, device: str) -> None:
+    def __init__(self, *, device: str, batch_size: int = 16) -> None:
         from nanoguard.scanner import NanoGuard
 
         self._guard: Any = NanoGuard(device=device)
+        self._batch_size = batch_size
         self._window = int(self._guard.config.sequence_len) - 1
         self._stride = self._window * 3 // 4
 
     def score(self, text: str) -> float:
         return max(float(self._guard.scan(window).injection_score) for window in self._windows(text))
+
+    def score_batch(self, texts: list[str]) -> list[float]:
+        """Every window of every text through the model in batches; each text gets its highest score."""
+        windows = [(index, window) for index, text in enumerate(texts) for window in self._windows(text)]
+        scores = [0.0] * len(texts)
+        for at in range(0, len(windows), self._batch_size):
+            chunk = windows[at : at + self._batch_size]
+            results = self._guard.scan_batch([window for _, window in chunk])
+            for (index, _), result in zip(chunk, results, strict=True):
+                scores[index] = max(scores[index], float(result.injection_score))
+        return scores
 
     def _windows(self, text: str) -> list[str]:
         encoding = self._guard.tokenizer.enc

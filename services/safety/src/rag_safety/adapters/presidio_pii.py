@@ -62,6 +62,15 @@ def build_analyzer(model_name: str) -> AnalyzerEngine:
     return AnalyzerEngine(registry=registry, nlp_engine=nlp_engine, supported_languages=[LANGUAGE])
 
 
+MIN_PHONE_DIGITS = 7
+
+
+def _too_short_for_a_phone(entity_type: str, span: str) -> bool:
+    """Presidio's phone recognizer (libphonenumber) accepts short numbers like a year ("1648");
+    no subscriber number we need to protect has fewer than seven digits."""
+    return entity_type == "PHONE_NUMBER" and sum(c.isdigit() for c in span) < MIN_PHONE_DIGITS
+
+
 class PresidioPiiDetector:
     def __init__(self, *, entities: list[str], score_threshold: float, model_name: str) -> None:
         self._analyzer = build_analyzer(model_name)
@@ -76,6 +85,7 @@ class PresidioPiiDetector:
         return [
             SafetyFinding(kind="pii", label=r.entity_type, score=round(r.score, 4), start=r.start, end=r.end)
             for r in sorted(results, key=lambda r: (r.start, -r.end))
+            if not _too_short_for_a_phone(r.entity_type, text[r.start : r.end])
         ]
 
     def redact(self, text: str, findings: list[SafetyFinding]) -> str:
