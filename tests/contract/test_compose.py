@@ -81,7 +81,7 @@ GRAFANA = REPO / "deploy" / "grafana"
 # Services every platform service calls, whether or not it waits for them at start-up.
 EXPECTED_DEPENDENCIES = {
     "gateway": {"orchestrator", "redis"},
-    "orchestrator": {"embedding", "retrieval", "llm", "safety"},
+    "orchestrator": {"embedding", "retrieval", "llm", "safety", "redis"},
     "embedding": set(),
     "retrieval": {"qdrant"},
     "llm": set(),

@@ -47,7 +47,10 @@ async def lifespan(_: FastAPI) -> AsyncIterator[None]:
 @pytest.fixture
 def client() -> httpx.AsyncClient:
     app = create_service_app(
-        service="test", settings=ServiceSettings(max_body_bytes=1000), lifespan=lifespan, routers=[router]
+        service="test",
+        settings=ServiceSettings(max_body_bytes=1000, max_upload_bytes=5000),
+        lifespan=lifespan,
+        routers=[router],
     )
     transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
     return httpx.AsyncClient(transport=transport, base_url="http://test")
@@ -117,3 +120,10 @@ async def test_health_and_readiness(client: httpx.AsyncClient) -> None:
     # No package rag-test is installed, so the version falls back to "unknown".
     assert (await client.get("/healthz")).json() == {"status": "ok", "version": "unknown"}
     assert (await client.get("/readyz")).json() == {"status": "ready"}
+
+
+async def test_multipart_uploads_get_their_own_larger_limit(client: httpx.AsyncClient) -> None:
+    within = await client.post("/echo", files={"file": ("a.txt", b"x" * 3000)})
+    assert within.status_code == 422, "past the JSON limit, within the upload limit: reaches the route"
+    body = assert_problem(await client.post("/echo", files={"file": ("a.txt", b"x" * 6000)}), 413)
+    assert "5000 bytes" in str(body["detail"])

@@ -10,6 +10,7 @@ from rag_common.errors import SafetyBlocked, UnprocessableContent
 from rag_orchestrator import chat as chat_service
 from rag_orchestrator import ingest as ingest_service
 from rag_orchestrator import rag as rag_service
+from rag_orchestrator import streaming
 from rag_orchestrator.pipeline import Pipeline
 
 from .fakes import BagOfWordsEmbedder, KeywordSafety, MemoryRetriever, QuotingGenerator
@@ -133,9 +134,7 @@ async def test_input_safety_runs_concurrently_with_embedding(pipeline: Pipeline)
 
 async def test_stream_sends_citations_then_deltas_then_done(pipeline: Pipeline) -> None:
     await ingest(pipeline)
-    events = await rag_service.answer_stream(
-        RagQuery(question="green tea", collection="c"), pipeline=pipeline
-    )
+    events = await streaming.answer_stream(RagQuery(question="green tea", collection="c"), pipeline=pipeline)
     parsed = []
     async for raw in events:
         name, data = raw.strip().split("\n")

@@ -32,7 +32,11 @@ def create_service_app(
     configure_logging(service, settings.log_level)
     provider = setup_tracing(service)
     app = FastAPI(title=f"rag-{service}", description=description, lifespan=lifespan)
-    app.add_middleware(BodySizeLimitMiddleware, max_bytes=settings.max_body_bytes)
+    app.add_middleware(
+        BodySizeLimitMiddleware,
+        max_bytes=settings.max_body_bytes,
+        max_upload_bytes=settings.max_upload_bytes,
+    )
     app.add_middleware(RequestIdMiddleware)
     # Outermost of ours: serves /metrics before request ids and body limits, and times everything else.
     app.add_middleware(PrometheusMiddleware)

@@ -59,6 +59,12 @@ class CollectionCreate(Strict):
     distance: Literal["cosine", "dot", "euclid"] = "cosine"
 
 
+class NewCollection(Strict):
+    """A collection to create through the orchestrator: sized by the embedding model in service."""
+
+    name: CollectionName
+
+
 class CollectionInfo(BaseModel):
     name: str
     vector_size: int

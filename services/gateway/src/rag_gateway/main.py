@@ -14,6 +14,7 @@ from rag_common.telemetry import setup_tracing
 
 from .adapters import redis_limits, redis_store
 from .admin_routes import router as admin_router
+from .document_routes import router as document_router
 from .ports import ALL_SCOPES, ApiKeyRecord, KeyStore, RateLimiter
 from .routes import router
 from .settings import Settings
@@ -74,7 +75,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         service="gateway",
         settings=settings,
         lifespan=lifespan,
-        routers=[router, admin_router],
+        routers=[router, document_router, admin_router],
         ready_check=redis_ready,
         description="The public entry of the RAG platform: API keys, rate limits, RAG and OpenAI-compatible endpoints.",
     )

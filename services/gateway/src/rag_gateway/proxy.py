@@ -26,17 +26,18 @@ UsageSink = Callable[[int | None], Awaitable[None]]
 async def forward(
     client: ServiceClient,
     path: str,
-    body: bytes,
+    body: bytes | None,
     *,
     tenant: str,
     headers: dict[str, str],
     on_usage: UsageSink | None = None,
+    method: str = "POST",
+    content_type: str = "application/json",
 ) -> Response:
     """`on_usage` gets the answer's total tokens (None when it carried none) once the answer is done."""
     started = time.perf_counter()
-    response, chunks = await client.stream_raw(
-        "POST", path, body=body, headers={"Content-Type": "application/json", TENANT_HEADER: tenant}
-    )
+    upstream_headers = {TENANT_HEADER: tenant} | ({"Content-Type": content_type} if body is not None else {})
+    response, chunks = await client.stream_raw(method, path, body=body, headers=upstream_headers)
     upstream_timing = response.headers.get("server-timing")
     content_type = response.headers.get("content-type", "application/json")
     if content_type.startswith("text/event-stream"):

@@ -4,7 +4,10 @@ from typing import Annotated
 
 from fastapi import Depends, Header, Request
 
+from rag_common.errors import ServiceUnavailable
+
 from . import tenancy
+from .jobs import JobRunner
 from .pipeline import Pipeline
 
 
@@ -25,5 +28,15 @@ def get_tenant(
     return tenancy.tenant_from(tenant)
 
 
+def get_jobs(request: Request) -> JobRunner:
+    jobs: JobRunner | None = request.state.jobs
+    if jobs is None:
+        raise ServiceUnavailable(
+            "Ingestion jobs need Redis: set ORCHESTRATOR_REDIS_URL.", extra={"service": "redis"}
+        )
+    return jobs
+
+
 PipelineDep = Annotated[Pipeline, Depends(get_pipeline)]
+JobsDep = Annotated[JobRunner, Depends(get_jobs)]
 TenantDep = Annotated[str, Depends(get_tenant)]

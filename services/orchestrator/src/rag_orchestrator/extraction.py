@@ -5,7 +5,7 @@ from __future__ import annotations
 import io
 import zipfile
 from collections.abc import Callable
-from pathlib import PurePath
+from pathlib import PurePath, PurePosixPath
 
 from bs4 import BeautifulSoup
 from docx import Document
@@ -21,9 +21,10 @@ MAX_TEXT_CHARS = 20_000_000
 
 
 def safe_name(filename: str | None) -> str:
-    """The base name only: a path in an uploaded file name never reaches anything."""
-    name = PurePath((filename or "").replace("\\", "/")).name
-    return name.lstrip(".") or "upload"
+    """The file's relative path without `..`, `.`, drive or root parts (it only ever names a document)."""
+    parts = PurePosixPath((filename or "").replace("\\", "/")).parts
+    kept = [p for p in parts if p not in ("", ".", "..", "/") and not p.endswith(":")]
+    return "/".join(kept).lstrip(".")[-200:] or "upload"
 
 
 def _decode(data: bytes, name: str) -> str:

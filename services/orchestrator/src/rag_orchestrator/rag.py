@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from opentelemetry import trace
@@ -168,10 +168,3 @@ async def _answer_fresh(
         safety={"input": retrieved.input_verdict, "output": output.verdict},
     )
     return result, completion
-
-
-async def answer_stream(query: RagQuery, *, pipeline: Pipeline) -> AsyncIterator[str]:
-    """Kept for routes written before `streaming` existed; see `streaming.answer_stream`."""
-    from .streaming import answer_stream as stream
-
-    return await stream(query, pipeline=pipeline)

@@ -1,22 +1,36 @@
 from __future__ import annotations
 
-from fastapi import APIRouter
+from typing import Annotated
+
+from fastapi import APIRouter, File, Form, Response, UploadFile, status
 from fastapi.responses import StreamingResponse
 
 from rag_common.contracts import (
     ChatCompletionRequest,
     ChatCompletionResponse,
+    CollectionInfo,
+    CollectionList,
+    CollectionName,
+    DocumentCounts,
+    DocumentDeleted,
+    DocumentDetail,
     IngestRequest,
     IngestResponse,
+    JobStatus,
+    NewCollection,
     RagAnswer,
     RagQuery,
 )
 
 from . import chat as chat_service
+from . import collections as collections_service
+from . import documents as documents_service
 from . import ingest as ingest_service
 from . import rag as rag_service
+from . import streaming as streaming_service
 from . import tenancy
-from .deps import PipelineDep, TenantDep
+from . import uploads as uploads_service
+from .deps import JobsDep, PipelineDep, TenantDep
 
 router = APIRouter(prefix="/v1")
 SSE_HEADERS = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
@@ -29,7 +43,7 @@ async def rag_query(
     query = tenancy.scoped_query(body, tenant)
     with tenancy.tenant_errors(tenant):
         if body.stream:
-            events = await rag_service.answer_stream(query, pipeline=pipeline)
+            events = await streaming_service.answer_stream(query, pipeline=pipeline)
             return StreamingResponse(events, media_type="text/event-stream", headers=SSE_HEADERS)
         return await rag_service.answer(query, pipeline=pipeline)
 
@@ -51,3 +65,90 @@ async def chat_completions(
             chunks = await chat_service.complete_stream(request, pipeline=pipeline)
             return StreamingResponse(chunks, media_type="text/event-stream", headers=SSE_HEADERS)
         return await chat_service.complete(request, pipeline=pipeline)
+
+
+@router.post(
+    "/documents/jobs", response_model=JobStatus, status_code=status.HTTP_202_ACCEPTED, tags=["documents"]
+)
+async def submit_ingestion_job(body: IngestRequest, jobs: JobsDep, tenant: TenantDep) -> JobStatus:
+    job = await jobs.submit(tenancy.scoped_ingest(body, tenant), tenant)
+    return tenancy.unscoped_job(job, tenant)
+
+
+@router.post(
+    "/documents/upload", response_model=JobStatus, status_code=status.HTTP_202_ACCEPTED, tags=["documents"]
+)
+async def upload_documents(
+    files: Annotated[list[UploadFile], File(description="Files: .txt, .md, .html, .pdf, .docx.")],
+    jobs: JobsDep,
+    tenant: TenantDep,
+    collection: Annotated[CollectionName, Form()] = "default",
+    metadata: Annotated[str | None, Form(description="A JSON object given to every file.")] = None,
+) -> JobStatus:
+    documents = await uploads_service.documents_from(files, uploads_service.parse_metadata(metadata))
+    request = IngestRequest(collection=collection, documents=documents)
+    job = await jobs.submit(tenancy.scoped_ingest(request, tenant), tenant)
+    return tenancy.unscoped_job(job, tenant)
+
+
+@router.get("/documents/jobs/{job_id}", response_model=JobStatus, tags=["documents"])
+async def ingestion_job(job_id: str, jobs: JobsDep, tenant: TenantDep) -> JobStatus:
+    return tenancy.unscoped_job(await jobs.status(job_id, tenant), tenant)
+
+
+@router.post(
+    "/collections", response_model=CollectionInfo, status_code=status.HTTP_201_CREATED, tags=["collections"]
+)
+async def create_collection(body: NewCollection, pipeline: PipelineDep, tenant: TenantDep) -> CollectionInfo:
+    with tenancy.tenant_errors(tenant):
+        return await collections_service.create(tenant, body.name, pipeline=pipeline)
+
+
+@router.get("/collections", response_model=CollectionList, tags=["collections"])
+async def list_collections(pipeline: PipelineDep, tenant: TenantDep) -> CollectionList:
+    return await collections_service.list_for(tenant, pipeline=pipeline)
+
+
+@router.delete("/collections/{collection}", status_code=status.HTTP_204_NO_CONTENT, tags=["collections"])
+async def delete_collection(collection: CollectionName, pipeline: PipelineDep, tenant: TenantDep) -> Response:
+    with tenancy.tenant_errors(tenant):
+        await collections_service.delete(tenant, collection, pipeline=pipeline)
+    return Response(status_code=status.HTTP_204_NO_CONTENT)
+
+
+@router.get("/collections/{collection}/documents", response_model=DocumentCounts, tags=["documents"])
+async def list_documents(
+    collection: CollectionName, pipeline: PipelineDep, tenant: TenantDep
+) -> DocumentCounts:
+    with tenancy.tenant_errors(tenant):
+        return await documents_service.list_documents(tenancy.physical(tenant, collection), pipeline=pipeline)
+
+
+@router.get(
+    "/collections/{collection}/documents/{document_id:path}",
+    response_model=DocumentDetail,
+    tags=["documents"],
+)
+async def get_document(
+    collection: CollectionName, document_id: str, pipeline: PipelineDep, tenant: TenantDep
+) -> DocumentDetail:
+    with tenancy.tenant_errors(tenant):
+        detail = await documents_service.get_document(
+            tenancy.physical(tenant, collection), document_id, pipeline=pipeline
+        )
+    return detail.model_copy(update={"collection": collection})
+
+
+@router.delete(
+    "/collections/{collection}/documents/{document_id:path}",
+    response_model=DocumentDeleted,
+    tags=["documents"],
+)
+async def delete_document(
+    collection: CollectionName, document_id: str, pipeline: PipelineDep, tenant: TenantDep
+) -> DocumentDeleted:
+    with tenancy.tenant_errors(tenant):
+        deleted = await documents_service.delete_document(
+            tenancy.physical(tenant, collection), document_id, pipeline=pipeline
+        )
+    return deleted.model_copy(update={"collection": collection})

@@ -12,7 +12,7 @@ import re
 from collections.abc import Iterator
 from contextlib import contextmanager
 
-from rag_common.contracts import ChatCompletionRequest, IngestRequest, IngestResponse, RagQuery
+from rag_common.contracts import ChatCompletionRequest, IngestRequest, IngestResponse, JobStatus, RagQuery
 from rag_common.errors import BadRequest, ServiceError, UnprocessableContent
 
 TENANT_HEADER = "X-Tenant-ID"
@@ -48,6 +48,10 @@ def physical(tenant: str, collection: str) -> str:
     return name
 
 
+def owns(tenant: str, name: str) -> bool:
+    return name.startswith(_prefix(tenant))
+
+
 def logical(tenant: str, name: str) -> str:
     return name.removeprefix(_prefix(tenant))
 
@@ -70,6 +74,10 @@ def scoped_chat(request: ChatCompletionRequest, tenant: str) -> ChatCompletionRe
     assert scoped.model_extra is not None
     scoped.model_extra["collection"] = physical(tenant, collection)
     return scoped
+
+
+def unscoped_job(job: JobStatus, tenant: str) -> JobStatus:
+    return job.model_copy(update={"collection": logical(tenant, job.collection)})
 
 
 def unscoped_ingest(response: IngestResponse, tenant: str) -> IngestResponse:

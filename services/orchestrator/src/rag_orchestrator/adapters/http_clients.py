@@ -13,6 +13,7 @@ from rag_common.contracts import (
     ChatCompletionResponse,
     CollectionCreate,
     CollectionInfo,
+    CollectionList,
     DeleteRequest,
     DeleteResponse,
     DocumentCount,
@@ -66,6 +67,13 @@ class RetrievalClient:
             idempotent=True,
         )
         return response.upserted
+
+    async def list_collections(self) -> list[CollectionInfo]:
+        response = await self._client.call("GET", "/v1/collections", CollectionList, idempotent=True)
+        return response.collections
+
+    async def delete_collection(self, name: str) -> None:
+        await self._client.call_raw("DELETE", f"/v1/collections/{name}", idempotent=True)
 
     async def delete(self, collection: str, request: DeleteRequest) -> int:
         path = f"/v1/collections/{collection}/points/delete"
