@@ -20,6 +20,7 @@ from rag_common.contracts import (
     DeleteRequest,
     DocumentCount,
     GroundedCompletionRequest,
+    Grounding,
     Point,
     SafetyVerdict,
     ScrollRequest,
@@ -28,7 +29,7 @@ from rag_common.contracts import (
     StoredPoint,
     Usage,
 )
-from rag_common.errors import NotFound
+from rag_common.errors import NotFound, UpstreamUnavailable
 
 
 class BagOfWordsEmbedder:
@@ -182,7 +183,18 @@ class KeywordSafety:
         self.gate = gate
         self.checked: list[tuple[str, str]] = []
 
-    async def check(self, text: str, direction: str) -> SafetyVerdict:
+    async def screen(self, passages: list[str], tenant: str | None = None) -> list[int]:
+        return [
+            i for i, passage in enumerate(passages) if "ignore all previous instructions" in passage.lower()
+        ]
+
+    async def grounding(self, answer: str, passages: list[str]) -> Grounding:
+        words = set(answer.lower().split())
+        context = set(" ".join(passages).lower().split())
+        score = len(words & context) / max(len(words), 1)
+        return Grounding(score=score, grounded=score >= 0.5)
+
+    async def check(self, text: str, direction: str, tenant: str | None = None) -> SafetyVerdict:
         if self.gate is not None:
             await asyncio.wait_for(self.gate.wait(), timeout=2)
         self.checked.append((direction, text))
@@ -191,3 +203,16 @@ class KeywordSafety:
         words = ["<EMAIL_ADDRESS>" if "@" in w else w for w in text.split(" ")]
         redacted = " ".join(words)
         return SafetyVerdict(verdict="redact" if redacted != text else "allow", text=redacted)
+
+
+class UnreachableSafety(KeywordSafety):
+    """The safety service is down: every call fails as the HTTP client reports it."""
+
+    async def check(self, text: str, direction: str, tenant: str | None = None) -> SafetyVerdict:
+        raise UpstreamUnavailable("safety")
+
+    async def screen(self, passages: list[str], tenant: str | None = None) -> list[int]:
+        raise UpstreamUnavailable("safety")
+
+    async def grounding(self, answer: str, passages: list[str]) -> Grounding:
+        raise UpstreamUnavailable("safety")

@@ -271,6 +271,28 @@ class GroundedCompletionRequest(GenerationParams):
 class SafetyCheckRequest(Strict):
     text: str
     direction: Literal["input", "output"]
+    tenant: str | None = Field(default=None, description="Picks the tenant's policy in the safety service.")
+
+
+class PassageScreeningRequest(Strict):
+    passages: Annotated[list[str], Field(min_length=1, max_length=64)]
+    tenant: str | None = None
+
+
+class PassageScreening(BaseModel):
+    """Which retrieved passages carry an (indirect) prompt injection and must not reach the prompt."""
+
+    blocked: list[int] = Field(default_factory=list)
+
+
+class GroundingRequest(Strict):
+    answer: str
+    passages: list[str]
+
+
+class Grounding(BaseModel):
+    score: float = Field(description="How well the answer's sentences are supported by the passages, 0 to 1.")
+    grounded: bool
 
 
 class SafetyFinding(BaseModel):
@@ -282,7 +304,9 @@ class SafetyFinding(BaseModel):
 
 
 class SafetyVerdict(BaseModel):
-    verdict: Literal["allow", "redact", "block"]
+    verdict: Literal["allow", "redact", "block", "unchecked"] = Field(
+        description="`unchecked` only when the safety service was down and the policy fails open."
+    )
     text: str = Field(description="The text to use downstream: redacted when the verdict is redact.")
     findings: list[SafetyFinding] = Field(default_factory=list)
     reasons: list[str] = Field(default_factory=list)
@@ -318,6 +342,8 @@ class RagAnswer(BaseModel):
     model: str
     usage: Usage = Field(default_factory=Usage)
     safety: dict[str, str] = Field(default_factory=dict, description="Verdict per check direction.")
+    grounding: Grounding | None = Field(default=None, description="Support of the answer by its citations.")
+    passages_dropped: int = Field(default=0, description="Retrieved passages withheld for prompt injection.")
     cached: bool = Field(default=False, description="Served from the answer cache.")
 
 

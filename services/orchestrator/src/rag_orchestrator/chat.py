@@ -20,6 +20,7 @@ from rag_common.contracts import (
 )
 from rag_common.errors import ServiceError, UnprocessableContent
 
+from . import guard
 from . import rag as rag_service
 from .pipeline import Pipeline
 
@@ -57,7 +58,7 @@ async def complete(request: ChatCompletionRequest, *, pipeline: Pipeline) -> Cha
     retrieved = await rag_service.retrieve(query, pipeline)
     grounded = rag_service.grounded_request(query, retrieved, pipeline.settings, _history(request))
     completion = await pipeline.generator.grounded(grounded)
-    output = await rag_service.check(pipeline, completion.choices[0].message.content, "output")
+    output = await guard.check(pipeline, completion.choices[0].message.content, "output")
     blocked = output.verdict == "block"
     return ChatCompletionResponse(
         id=completion.id,
@@ -78,9 +79,9 @@ async def complete(request: ChatCompletionRequest, *, pipeline: Pipeline) -> Cha
 async def _plain(request: ChatCompletionRequest, pipeline: Pipeline) -> ChatCompletionResponse:
     last_user = next((m for m in reversed(request.messages) if m.role == "user"), None)
     if last_user is not None:
-        await rag_service.check(pipeline, last_user.content, "input")
+        await guard.check(pipeline, last_user.content, "input")
     completion = await pipeline.generator.chat(request)
-    output = await rag_service.check(pipeline, completion.choices[0].message.content, "output")
+    output = await guard.check(pipeline, completion.choices[0].message.content, "output")
     if output.verdict == "block":
         completion.choices[0].message.content = rag_service.WITHHELD_ANSWER
         completion.choices[0].finish_reason = "content_filter"
@@ -96,7 +97,7 @@ async def complete_stream(request: ChatCompletionRequest, *, pipeline: Pipeline)
     if query is None:
         last_user = next((m for m in reversed(request.messages) if m.role == "user"), None)
         if last_user is not None:
-            await rag_service.check(pipeline, last_user.content, "input")
+            await guard.check(pipeline, last_user.content, "input")
         chunks = await pipeline.generator.chat_stream(request)
     else:
         retrieved = await rag_service.retrieve(query, pipeline)
@@ -119,7 +120,7 @@ async def _relay(
                 citations = None
             parts.extend(c.delta.content for c in chunk.choices if c.delta.content)
             yield f"data: {chunk.model_dump_json(exclude_none=True)}\n\n"
-        output = await rag_service.check(pipeline, "".join(parts), "output")
+        output = await guard.check(pipeline, "".join(parts), "output")
         if output.verdict == "block":
             yield _filtered_chunk(completion_id, model)
     except ServiceError as exc:

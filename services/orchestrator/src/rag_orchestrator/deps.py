@@ -16,7 +16,7 @@ def get_pipeline(request: Request) -> Pipeline:
     return pipeline
 
 
-def get_tenant(
+async def get_tenant(
     tenant: Annotated[
         str | None,
         Header(
@@ -25,7 +25,9 @@ def get_tenant(
         ),
     ] = None,
 ) -> str:
-    return tenancy.tenant_from(tenant)
+    resolved = tenancy.tenant_from(tenant)
+    tenancy.set_current(resolved)
+    return resolved
 
 
 def get_jobs(request: Request) -> JobRunner:

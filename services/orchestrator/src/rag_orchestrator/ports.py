@@ -13,6 +13,7 @@ from rag_common.contracts import (
     DeleteRequest,
     DocumentCount,
     GroundedCompletionRequest,
+    Grounding,
     Point,
     SafetyVerdict,
     ScrollRequest,
@@ -57,7 +58,11 @@ class Generator(Protocol):
 
 
 class SafetyChecker(Protocol):
-    async def check(self, text: str, direction: str) -> SafetyVerdict: ...
+    async def check(self, text: str, direction: str, tenant: str | None = None) -> SafetyVerdict: ...
+
+    async def screen(self, passages: list[str], tenant: str | None = None) -> list[int]: ...
+
+    async def grounding(self, answer: str, passages: list[str]) -> Grounding: ...
 
 
 class Cache(Protocol):

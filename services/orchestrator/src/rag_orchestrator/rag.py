@@ -16,14 +16,12 @@ from rag_common.contracts import (
     GroundedCompletionRequest,
     RagAnswer,
     RagQuery,
-    SafetyVerdict,
     SearchHit,
     SearchRequest,
     SearchResponse,
 )
-from rag_common.errors import SafetyBlocked
 
-from . import cache
+from . import cache, guard
 from .concurrency import both
 from .pipeline import Pipeline
 from .settings import Settings
@@ -40,6 +38,7 @@ class Retrieved:
     question: str
     citations: list[Citation]
     input_verdict: str
+    dropped: int = 0
 
 
 def payload_filter(conditions: dict[str, FilterValue] | None) -> dict[str, FilterValue] | None:
@@ -63,20 +62,10 @@ def citation_from(index: int, hit: SearchHit) -> Citation:
     )
 
 
-async def check(pipeline: Pipeline, text: str, direction: str) -> SafetyVerdict:
-    if not pipeline.settings.safety_enabled:
-        return SafetyVerdict(verdict="allow", text=text)
-    with tracer.start_as_current_span(f"safety.{direction}"):
-        verdict = await pipeline.safety.check(text, direction)
-    if verdict.verdict == "block" and direction == "input":
-        raise SafetyBlocked(verdict.reasons, "question")
-    return verdict
-
-
 async def retrieve(query: RagQuery, pipeline: Pipeline, version: int | None = None) -> Retrieved:
     """Input safety runs concurrently with the query embedding; retrieval starts once both pass."""
     verdict, vectors = await both(
-        check(pipeline, query.question, "input"), pipeline.embedder.embed([query.question])
+        guard.check(pipeline, query.question, "input"), pipeline.embedder.embed([query.question])
     )
     search = SearchRequest(
         vector=vectors[0],
@@ -87,8 +76,12 @@ async def retrieve(query: RagQuery, pipeline: Pipeline, version: int | None = No
     )
     with tracer.start_as_current_span("retrieval.search"):
         hits = await _search(pipeline, query.collection, search, version)
-    citations = [citation_from(i, hit) for i, hit in enumerate(hits, start=1)]
-    return Retrieved(question=verdict.text, citations=citations, input_verdict=verdict.verdict)
+    citations, dropped = await guard.screen(
+        pipeline, [citation_from(i, hit) for i, hit in enumerate(hits, start=1)]
+    )
+    return Retrieved(
+        question=verdict.text, citations=citations, input_verdict=verdict.verdict, dropped=dropped
+    )
 
 
 async def _search(
@@ -159,12 +152,17 @@ async def _answer_fresh(
         )
         return no_context, None
     completion = await pipeline.generator.grounded(grounded_request(query, retrieved, pipeline.settings))
-    output = await check(pipeline, completion.choices[0].message.content, "output")
+    text = completion.choices[0].message.content
+    output, grounding = await both(
+        guard.check(pipeline, text, "output"), guard.ground(pipeline, text, retrieved.citations)
+    )
     result = RagAnswer(
         answer=WITHHELD_ANSWER if output.verdict == "block" else output.text,
         citations=retrieved.citations,
         model=completion.model,
         usage=completion.usage,
         safety={"input": retrieved.input_verdict, "output": output.verdict},
+        grounding=grounding,
+        passages_dropped=retrieved.dropped,
     )
     return result, completion

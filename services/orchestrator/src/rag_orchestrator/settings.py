@@ -45,6 +45,15 @@ class Settings(ServiceSettings):
     job_concurrency: int = Field(default=1, ge=1, le=16, description="Jobs running at once per orchestrator.")
     job_ttl_s: int = Field(default=7 * 86_400, ge=60, description="How long a finished job's status is kept.")
     safety_enabled: bool = Field(default=True, description="Run input and output checks on every query.")
+    safety_fail_open: bool = Field(
+        default=False, description="Safety service down: answer unchecked (true) or 503 naming it (false)."
+    )
+    screen_passages: bool = Field(
+        default=True, description="Drop retrieved passages the safety service finds an injection in."
+    )
+    grounding_enabled: bool = Field(
+        default=True, description="Score how well each answer is supported by its citations."
+    )
     chunk_size: int = Field(default=800, ge=50, description="Characters per chunk.")
     chunk_overlap: int = Field(default=120, ge=0, description="Characters shared by neighbouring chunks.")
     embed_batch_size: int = Field(default=64, ge=1, le=2048)

@@ -8,9 +8,10 @@ from collections.abc import AsyncIterator, Callable
 from rag_common.contracts import ChatCompletionChunk, RagAnswer, RagQuery, Usage
 from rag_common.errors import ServiceError, problem_body
 
-from . import cache
+from . import cache, guard
+from .concurrency import both
 from .pipeline import Pipeline
-from .rag import NO_CONTEXT_ANSWER, WITHHELD_ANSWER, _answer_key, check, grounded_request, retrieve
+from .rag import NO_CONTEXT_ANSWER, WITHHELD_ANSWER, _answer_key, grounded_request, retrieve
 
 
 def sse(event: str, data: object) -> str:
@@ -35,7 +36,11 @@ async def answer_stream(query: RagQuery, *, pipeline: Pipeline) -> AsyncIterator
         return _replay(empty)
     chunks = await pipeline.generator.grounded_stream(grounded_request(query, retrieved, pipeline.settings))
     partial = RagAnswer(
-        answer="", citations=retrieved.citations, model="", safety={"input": retrieved.input_verdict}
+        answer="",
+        citations=retrieved.citations,
+        model="",
+        safety={"input": retrieved.input_verdict},
+        passages_dropped=retrieved.dropped,
     )
     store = _store_with(pipeline, key_for, requested) if key_for else None
     return _generation_stream(pipeline, partial, chunks, store)
@@ -53,16 +58,19 @@ def _store_with(pipeline: Pipeline, key_for: Callable[[str], str], requested: st
 
 
 async def _replay(result: RagAnswer) -> AsyncIterator[str]:
-    yield sse("citations", {"citations": [c.model_dump() for c in result.citations]})
+    citations = [c.model_dump() for c in result.citations]
+    yield sse("citations", {"citations": citations, "passages_dropped": result.passages_dropped})
     yield sse("delta", {"content": result.answer})
     done = {"model": result.model, "usage": result.usage.model_dump(), "finish_reason": "stop"}
-    yield sse("done", done | {"safety": result.safety, "cached": result.cached})
+    grounding = result.grounding.model_dump() if result.grounding else None
+    yield sse("done", done | {"safety": result.safety, "grounding": grounding, "cached": result.cached})
 
 
 async def _generation_stream(
     pipeline: Pipeline, partial: RagAnswer, chunks: AsyncIterator[ChatCompletionChunk], store: Store | None
 ) -> AsyncIterator[str]:
-    yield sse("citations", {"citations": [c.model_dump() for c in partial.citations]})
+    citations = [c.model_dump() for c in partial.citations]
+    yield sse("citations", {"citations": citations, "passages_dropped": partial.passages_dropped})
     parts: list[str] = []
     model, usage, finish_reason, fallback_from = "", Usage(), "stop", None
     try:
@@ -74,7 +82,10 @@ async def _generation_stream(
                 if choice.delta.content:
                     parts.append(choice.delta.content)
                     yield sse("delta", {"content": choice.delta.content})
-        output = await check(pipeline, "".join(parts), "output")
+        text = "".join(parts)
+        output, grounding = await both(
+            guard.check(pipeline, text, "output"), guard.ground(pipeline, text, partial.citations)
+        )
     except ServiceError as exc:
         yield sse("error", _problem(exc))
         return
@@ -82,11 +93,18 @@ async def _generation_stream(
     final_text = WITHHELD_ANSWER if output.verdict == "block" else output.text
     if store is not None:
         result = partial.model_copy(
-            update={"answer": final_text, "model": model, "usage": usage, "safety": safety}
+            update={
+                "answer": final_text,
+                "model": model,
+                "usage": usage,
+                "safety": safety,
+                "grounding": grounding,
+            }
         )
         await store(result, fallback_from)
     done = {"model": model, "usage": usage.model_dump(), "finish_reason": finish_reason, "safety": safety}
-    yield sse("done", done | {"cached": False})
+    extras = {"grounding": grounding.model_dump() if grounding else None, "cached": False}
+    yield sse("done", done | extras)
 
 
 def _problem(exc: ServiceError) -> dict[str, object]:

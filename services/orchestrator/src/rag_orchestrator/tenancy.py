@@ -11,11 +11,13 @@ from __future__ import annotations
 import re
 from collections.abc import Iterator
 from contextlib import contextmanager
+from contextvars import ContextVar
 
 from rag_common.contracts import ChatCompletionRequest, IngestRequest, IngestResponse, JobStatus, RagQuery
 from rag_common.errors import BadRequest, ServiceError, UnprocessableContent
 
 TENANT_HEADER = "X-Tenant-ID"
+_current: ContextVar[str | None] = ContextVar("tenant", default=None)
 DEFAULT_TENANT = "default"
 # No hyphens in tenants: the first `--` after `t-` always ends the tenant, so the mapping is one to one.
 TENANT_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_]{0,31}$")
@@ -31,6 +33,15 @@ def tenant_from(header: str | None) -> str:
             f"{TENANT_HEADER} must match {TENANT_PATTERN.pattern}.", extra={"tenant": header[:64]}
         )
     return header
+
+
+def set_current(tenant: str) -> None:
+    """The request's tenant, for calls that pick a per-tenant policy (the safety service's)."""
+    _current.set(tenant)
+
+
+def current() -> str | None:
+    return _current.get()
 
 
 def _prefix(tenant: str) -> str:

@@ -21,6 +21,10 @@ from rag_common.contracts import (
     EmbeddingRequest,
     EmbeddingResponse,
     GroundedCompletionRequest,
+    Grounding,
+    GroundingRequest,
+    PassageScreening,
+    PassageScreeningRequest,
     Point,
     SafetyCheckRequest,
     SafetyVerdict,
@@ -136,6 +140,17 @@ class SafetyClient:
     def __init__(self, client: ServiceClient) -> None:
         self._client = client
 
-    async def check(self, text: str, direction: str) -> SafetyVerdict:
-        request = SafetyCheckRequest.model_validate({"text": text, "direction": direction})
+    async def check(self, text: str, direction: str, tenant: str | None = None) -> SafetyVerdict:
+        request = SafetyCheckRequest.model_validate({"text": text, "direction": direction, "tenant": tenant})
         return await self._client.call("POST", "/v1/check", SafetyVerdict, body=request, idempotent=True)
+
+    async def screen(self, passages: list[str], tenant: str | None = None) -> list[int]:
+        request = PassageScreeningRequest(passages=passages, tenant=tenant)
+        response = await self._client.call(
+            "POST", "/v1/check/passages", PassageScreening, body=request, idempotent=True
+        )
+        return response.blocked
+
+    async def grounding(self, answer: str, passages: list[str]) -> Grounding:
+        request = GroundingRequest(answer=answer, passages=passages)
+        return await self._client.call("POST", "/v1/grounding", Grounding, body=request, idempotent=True)

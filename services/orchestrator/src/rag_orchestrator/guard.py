@@ -1,0 +1,71 @@
+"""The safety service as the workflow uses it: the tenant's policy, fail closed (or open), and the
+checks that only inform (grounding) never failing a request."""
+
+from __future__ import annotations
+
+import logging
+
+from opentelemetry import trace
+
+from rag_common.contracts import Citation, Grounding, SafetyVerdict
+from rag_common.errors import SafetyBlocked, UpstreamUnavailable
+
+from . import tenancy
+from .pipeline import Pipeline
+
+logger = logging.getLogger(__name__)
+tracer = trace.get_tracer(__name__)
+UNCHECKED = "unchecked"
+
+
+def _open_on(pipeline: Pipeline, exc: UpstreamUnavailable) -> bool:
+    """True when the policy lets the request go on without the safety service."""
+    if exc.service != "safety" or not pipeline.settings.safety_fail_open:
+        return False
+    logger.warning("safety service unavailable, continuing unchecked (fail-open): %s", exc.detail)
+    return True
+
+
+async def check(pipeline: Pipeline, text: str, direction: str) -> SafetyVerdict:
+    """A blocked question raises (400); a blocked answer comes back for the caller to withhold."""
+    if not pipeline.settings.safety_enabled:
+        return SafetyVerdict(verdict="allow", text=text)
+    try:
+        with tracer.start_as_current_span(f"safety.{direction}"):
+            verdict = await pipeline.safety.check(text, direction, tenancy.current())
+    except UpstreamUnavailable as exc:
+        if not _open_on(pipeline, exc):
+            raise
+        return SafetyVerdict(verdict=UNCHECKED, text=text, reasons=["the safety service was unavailable"])
+    if verdict.verdict == "block" and direction == "input":
+        raise SafetyBlocked(verdict.reasons, "question")
+    return verdict
+
+
+async def screen(pipeline: Pipeline, citations: list[Citation]) -> tuple[list[Citation], int]:
+    """Drops passages carrying an injection (an attack hidden in an ingested document); renumbers the rest."""
+    settings = pipeline.settings
+    if not (settings.safety_enabled and settings.screen_passages and citations):
+        return citations, 0
+    try:
+        with tracer.start_as_current_span("safety.passages"):
+            blocked = set(await pipeline.safety.screen([c.text for c in citations], tenancy.current()))
+    except UpstreamUnavailable as exc:
+        if not _open_on(pipeline, exc):
+            raise
+        return citations, 0
+    kept = [c for position, c in enumerate(citations) if position not in blocked]
+    renumbered = [c.model_copy(update={"index": i}) for i, c in enumerate(kept, start=1)]
+    return renumbered, len(citations) - len(kept)
+
+
+async def ground(pipeline: Pipeline, answer: str, citations: list[Citation]) -> Grounding | None:
+    settings = pipeline.settings
+    if not (settings.safety_enabled and settings.grounding_enabled and citations):
+        return None
+    try:
+        with tracer.start_as_current_span("safety.grounding"):
+            return await pipeline.safety.grounding(answer, [c.text for c in citations])
+    except UpstreamUnavailable as exc:
+        logger.warning("no grounding score: %s", exc.detail)
+        return None
