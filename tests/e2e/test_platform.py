@@ -320,7 +320,12 @@ def test_an_injection_hidden_in_a_document_never_reaches_the_answer(client: http
     assert ingest.status_code == 200, ingest.text
     response = client.post(
         "/v1/rag/query",
-        json={"collection": "manuals", "question": "How do I descale a kettle?", "top_k": 2, "max_tokens": 16},
+        json={
+            "collection": "manuals",
+            "question": "How do I descale a kettle?",
+            "top_k": 2,
+            "max_tokens": 16,
+        },
         headers=auth(),
     )
     body = response.json()
