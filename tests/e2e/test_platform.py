@@ -256,18 +256,16 @@ def test_requests_past_the_rate_limit_get_429_with_retry_after(stack: Stack, cli
     assert client.post("/v1/rag/query", json={}, headers=auth()).status_code == 422
 
 
+@pytest.mark.parametrize("stream", [False, True], ids=["json", "streamed"])
 def test_one_trace_covers_all_six_services(
-    stack: Stack, client: httpx.Client, ingested: dict[str, object]
+    stack: Stack, client: httpx.Client, ingested: dict[str, object], stream: bool
 ) -> None:
     trace_id = secrets.token_hex(16)
     traceparent = f"00-{trace_id}-{secrets.token_hex(8)}-01"
+    question = f"How is a sourdough starter kept active? ({'streamed' if stream else 'json'})"
     response = client.post(
         "/v1/rag/query",
-        json={
-            "collection": COLLECTION,
-            "question": "How is a sourdough starter kept active?",
-            "max_tokens": 16,
-        },
+        json={"collection": COLLECTION, "question": question, "max_tokens": 16, "stream": stream},
         headers=auth() | {"traceparent": traceparent},
     )
     assert response.status_code == 200, response.text
@@ -333,3 +331,19 @@ def test_an_injection_hidden_in_a_document_never_reaches_the_answer(client: http
     assert body["passages_dropped"] == 1
     assert body["grounding"] is not None
     assert 0.0 <= body["grounding"]["score"] <= 1.0
+
+
+def test_every_service_exposes_request_and_domain_metrics(
+    stack: Stack, client: httpx.Client, ingested: dict[str, object]
+) -> None:
+    question = {"collection": COLLECTION, "question": "Is Etna in Sicily?", "max_tokens": 8}
+    first, again = (client.post("/v1/rag/query", json=question, headers=auth()).json() for _ in range(2))
+    assert (first["cached"], again["cached"]) == (False, True)
+    texts = {name: httpx.get(f"{service.url}/metrics").text for name, service in stack.services.items()}
+    for name, text in texts.items():
+        assert 'http_requests_total{method="' in text, name
+        assert f'rag_service_info{{service="{name}"' in text, name
+    assert 'rag_cache_lookups_total{cache="answer",result="hit"}' in texts["orchestrator"]
+    assert 'rag_rate_limit_rejections_total{limit="per-key"}' in texts["gateway"]
+    assert "rag_time_to_first_token_seconds_count" in texts["llm"]
+    assert 'rag_tokens_total{direction="out"' in texts["llm"]

@@ -16,6 +16,7 @@ import uuid
 from dataclasses import dataclass
 from typing import Literal
 
+from rag_common import metrics
 from rag_common.contracts import ChatCompletionRequest, RagQuery
 from rag_common.errors import RateLimited, ServiceUnavailable
 
@@ -86,6 +87,7 @@ def headers(*decisions: RateDecision | None) -> dict[str, str]:
 def _refusal(decision: RateDecision, cost: int) -> RateLimited:
     policy = decision.refused
     assert policy is not None
+    metrics.RATE_LIMIT_REJECTIONS.labels(limit=policy.name).inc()
     unit = "tokens" if policy.name.startswith("tokens") else "requests"
     detail = (
         f"Rate limit '{policy.name}' of {policy.limit} {unit} per minute exceeded; "

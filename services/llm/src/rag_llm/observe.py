@@ -14,6 +14,7 @@ from collections.abc import Callable
 
 from opentelemetry.trace import Span
 
+from rag_common import metrics
 from rag_common.contracts import Usage
 
 from .ports import SamplingParams
@@ -45,7 +46,8 @@ def record_served(span: Span, served: Served) -> None:
         span.set_attribute(FALLBACK_FROM, served.requested)
 
 
-def record_result(span: Span, usage: Usage, finish_reason: str) -> None:
+def record_result(span: Span, usage: Usage, finish_reason: str, model: str) -> None:
+    metrics.record_tokens(model, prompt=usage.prompt_tokens, completion=usage.completion_tokens)
     span.set_attribute(INPUT_TOKENS, usage.prompt_tokens)
     span.set_attribute(OUTPUT_TOKENS, usage.completion_tokens)
     span.set_attribute(FINISH_REASONS, [finish_reason])
@@ -66,9 +68,12 @@ class TokenTimer:
             self._first = now
         self._last = now
 
-    def record(self, span: Span, output_tokens: int) -> None:
+    def record(self, span: Span, output_tokens: int, model: str) -> None:
         if self._first is None or self._last is None:
             return
         span.set_attribute(TIME_TO_FIRST_TOKEN, self._first - self._started)
+        metrics.TIME_TO_FIRST_TOKEN.labels(model=model).observe(self._first - self._started)
         if output_tokens > 1:
-            span.set_attribute(TIME_PER_OUTPUT_TOKEN, (self._last - self._first) / (output_tokens - 1))
+            per_token = (self._last - self._first) / (output_tokens - 1)
+            span.set_attribute(TIME_PER_OUTPUT_TOKEN, per_token)
+            metrics.INTER_TOKEN_LATENCY.labels(model=model).observe(per_token)

@@ -112,7 +112,7 @@ async def _complete(
     observe.record_asked(span, requested or router.default, params)
     completion, served = await router.complete(requested, messages, params)
     observe.record_served(span, served)
-    observe.record_result(span, completion.usage, completion.finish_reason)
+    observe.record_result(span, completion.usage, completion.finish_reason, served.model)
     response = ChatCompletionResponse(
         model=served.model,
         choices=[
@@ -146,7 +146,9 @@ async def _open_stream(
     opened = await router.open_stream(requested, messages, params)
     observe.record_served(span, opened.served)
     fields = (first_fields or {}) | _fallback_fields(opened.served)
-    lines = _sse_lines(opened, _ChunkWriter(opened.served.model, fields), _StreamSpan(span, timer))
+    lines = _sse_lines(
+        opened, _ChunkWriter(opened.served.model, fields), _StreamSpan(span, timer, opened.served.model)
+    )
     return OpenedStream(lines=lines, headers=opened.served.headers)
 
 
@@ -156,10 +158,11 @@ class _StreamSpan:
 
     span: Span
     timer: observe.TokenTimer
+    model: str
 
     def finished(self, end: StreamEnd) -> None:
-        observe.record_result(self.span, end.usage, end.finish_reason)
-        self.timer.record(self.span, end.usage.completion_tokens)
+        observe.record_result(self.span, end.usage, end.finish_reason, self.model)
+        self.timer.record(self.span, end.usage.completion_tokens, self.model)
 
 
 async def _sse_lines(opened: OpenStream, chunks: _ChunkWriter, span: _StreamSpan) -> AsyncIterator[str]:

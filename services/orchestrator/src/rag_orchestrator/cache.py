@@ -10,6 +10,7 @@ import hashlib
 import json
 from collections.abc import Callable, Sequence
 
+from rag_common import metrics
 from rag_common.contracts import ChatCompletionResponse, RagAnswer, RagQuery, SearchRequest, SearchResponse
 
 from .ports import Cache
@@ -81,6 +82,7 @@ def requested_model(configured: str | None) -> str:
 
 async def cached_answer(cache: Cache, key: str) -> RagAnswer | None:
     raw = await cache.get(key)
+    metrics.record_cache_lookup("answer", hit=raw is not None)
     return RagAnswer.model_validate_json(raw).model_copy(update={"cached": True}) if raw else None
 
 
@@ -92,4 +94,5 @@ def store_key(key_for_model: Callable[[str], str], requested: str, completion: C
 
 async def cached_search(cache: Cache, key: str) -> SearchResponse | None:
     raw = await cache.get(key)
+    metrics.record_cache_lookup("search", hit=raw is not None)
     return SearchResponse.model_validate_json(raw) if raw else None
