@@ -1,7 +1,9 @@
 from __future__ import annotations
 
+import asyncio
 import uuid
 from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from pathlib import Path
 
 import httpx
@@ -12,13 +14,20 @@ from rag_retrieval.main import create_app
 from rag_retrieval.settings import Settings
 
 
-@pytest.fixture
-async def client(tmp_path: Path) -> AsyncIterator[httpx.AsyncClient]:
-    app = create_app(Settings(qdrant_path=str(tmp_path / "qdrant")))
+@asynccontextmanager
+async def serve(settings: Settings) -> AsyncIterator[httpx.AsyncClient]:
+    app = create_app(settings)
     async with LifespanManager(app, startup_timeout=30) as manager:
         transport = httpx.ASGITransport(app=manager.app)
         async with httpx.AsyncClient(transport=transport, base_url="http://retrieval") as http:
             yield http
+
+
+@pytest.fixture(params=["edge", "local"])
+async def client(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[httpx.AsyncClient]:
+    """Every behaviour is checked on both embedded engines."""
+    async with serve(Settings(engine=request.param, qdrant_path=str(tmp_path / "qdrant"))) as http:
+        yield http
 
 
 def point(vector: list[float], **payload: object) -> dict[str, object]:
@@ -198,3 +207,76 @@ async def test_delete_with_any_of_and_exclude_keeps_the_current_revision(client:
     assert response.json() == {"deleted": 2}
     left = (await client.post("/v1/collections/docs/points/scroll", json={})).json()["points"]
     assert sorted(p["payload"]["text"] for p in left) == ["a new", "c untouched"]
+
+
+async def test_filters_match_booleans_numbers_and_strings(client: httpx.AsyncClient) -> None:
+    await create(client)
+    points = [
+        point([1.0, 0.0, 0.0], document_id="a", public=True, year=2020, weight=0.5),
+        point([0.9, 0.1, 0.0], document_id="b", public=False, year=2021, weight=1.5),
+    ]
+    await client.put("/v1/collections/docs/points", json={"points": points})
+    for filter_, expected in (
+        ({"public": True}, ["a"]),
+        ({"public": False}, ["b"]),
+        ({"year": 2021}, ["b"]),
+        ({"weight": 0.5}, ["a"]),
+        ({"document_id": "b", "public": False}, ["b"]),
+    ):
+        assert await search_ids(client, vector=[1, 0, 0], filter=filter_) == expected, filter_
+    deleted = await client.post(
+        "/v1/collections/docs/points/delete",
+        json={"filter": {"year": [2020, 2021]}, "exclude": {"public": True}},
+    )
+    assert deleted.json() == {"deleted": 1}
+
+
+async def test_a_query_of_stop_words_only_finds_nothing_by_keyword(client: httpx.AsyncClient) -> None:
+    await seed_texts(client)
+    assert await search_ids(client, text="the of and", mode="sparse") == []
+    assert await search_ids(client, vector=[1, 0, 0], text="the of", mode="hybrid", top_k=1) == ["dense-only"]
+
+
+async def test_concurrent_upserts_and_searches_all_land(client: httpx.AsyncClient) -> None:
+    await create(client)
+
+    async def put(batch: int) -> None:
+        points = [point([1.0, float(i), 0.0], document_id=f"d{batch}", text=f"chunk {i}") for i in range(20)]
+        response = await client.put("/v1/collections/docs/points", json={"points": points})
+        assert response.status_code == 200, response.text
+
+    searches = [search_ids(client, vector=[1, 0, 0], text="chunk", mode="hybrid") for _ in range(10)]
+    await asyncio.gather(*(put(b) for b in range(10)), *searches)
+    assert (await client.get("/v1/collections/docs")).json()["points_count"] == 200
+    counts = (await client.get("/v1/collections/docs/documents")).json()["documents"]
+    assert sorted(d["chunks"] for d in counts) == [20] * 10
+
+
+@pytest.mark.parametrize("engine", ["edge", "local"])
+async def test_collections_survive_a_restart(engine: str, tmp_path: Path) -> None:
+    settings = Settings(engine=engine, qdrant_path=str(tmp_path / "qdrant"))
+    async with serve(settings) as first:
+        await seed_texts(first)
+    async with serve(settings) as second:
+        info = (await second.get("/v1/collections/docs")).json()
+        assert (info["vector_size"], info["distance"], info["points_count"]) == (3, "cosine", 3)
+        assert await search_ids(second, text="dewey", mode="sparse") == ["keyword"]
+        await create(second)
+        assert (await second.delete("/v1/collections/docs")).status_code == 204
+    async with serve(settings) as third:
+        assert (await third.get("/v1/collections")).json() == {"collections": []}
+
+
+async def test_a_filter_still_matches_after_its_field_is_indexed_by_another_type(
+    client: httpx.AsyncClient,
+) -> None:
+    await create(client)
+    points = [
+        point([1.0, 0.0, 0.0], document_id="int", year=2020),
+        point([1.0, 0.0, 0.0], document_id="str", year="2020"),
+    ]
+    await client.put("/v1/collections/docs/points", json={"points": points})
+    assert await search_ids(client, vector=[1, 0, 0], filter={"year": 2020}) == ["int"]
+    assert await search_ids(client, vector=[1, 0, 0], filter={"year": "2020"}) == ["str"]
+    scrolled = await client.post("/v1/collections/docs/points/scroll", json={"filter": {"year": 2020}})
+    assert [p["payload"]["document_id"] for p in scrolled.json()["points"]] == ["int"]

@@ -10,6 +10,7 @@ from fastapi import FastAPI
 from rag_common.app import create_service_app
 
 from .adapters.qdrant import QdrantVectorStore
+from .adapters.qdrant_edge import QdrantEdgeVectorStore
 from .ports import VectorStore
 from .routes import router
 from .settings import Settings
@@ -20,6 +21,14 @@ class State(TypedDict):
 
 
 def connect_store(settings: Settings) -> VectorStore:
+    """A Qdrant server when `qdrant_url` is set, else the embedded `engine` on `qdrant_path`."""
+    if not settings.qdrant_url and settings.engine == "edge":
+        return QdrantEdgeVectorStore.connect(
+            path=str(Path(settings.qdrant_path) / "edge"),
+            fusion=settings.fusion,
+            bm25_average_terms=settings.bm25_average_terms,
+            hybrid_candidates=settings.hybrid_candidates,
+        )
     if not settings.qdrant_url:
         Path(settings.qdrant_path).mkdir(parents=True, exist_ok=True)
     api_key = settings.qdrant_api_key.get_secret_value() if settings.qdrant_api_key else None

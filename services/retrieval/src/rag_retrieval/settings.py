@@ -15,10 +15,17 @@ class Settings(ServiceSettings):
         default=64 * 1_048_576, gt=0, description="Upserts carry vectors: larger limit."
     )
     qdrant_url: str | None = Field(
-        default=None, description="A Qdrant server (e.g. http://qdrant:6333); unset = embedded local mode."
+        default=None, description="A Qdrant server (e.g. http://qdrant:6333); unset = the embedded `engine`."
+    )
+    engine: Literal["edge", "local"] = Field(
+        default="edge",
+        description="Embedded engine when no server is set: Qdrant Edge (in-process Rust engine) or "
+        "qdrant-client local mode (numpy brute force, for small collections).",
     )
     qdrant_api_key: SecretStr | None = None
-    qdrant_path: str = Field(default="data/qdrant", description="Data folder of the embedded local mode.")
+    qdrant_path: str = Field(
+        default="data/qdrant", description="Data folder of the embedded engine (edge: its `edge/` subfolder)."
+    )
     qdrant_timeout_s: int = Field(default=10, gt=0)
     fusion: Literal["dbsf", "rrf"] = Field(
         default="dbsf",
