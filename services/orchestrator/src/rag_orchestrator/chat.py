@@ -110,7 +110,9 @@ async def complete_stream(request: ChatCompletionRequest, *, pipeline: Pipeline)
 async def _relay(
     pipeline: Pipeline, chunks: AsyncIterator[ChatCompletionChunk], citations: list[dict[str, object]] | None
 ) -> AsyncIterator[str]:
-    parts: list[str] = []
+    """OpenAI chunks whose text is released a checked window at a time; a blocked window ends the
+    stream with `finish_reason: content_filter`."""
+    window = guard.StreamGuard(pipeline, max_chars=pipeline.settings.stream_guard_max_chars)
     completion_id, model = new_completion_id(), ""
     try:
         async for chunk in chunks:
@@ -118,15 +120,40 @@ async def _relay(
             if citations is not None:
                 chunk = chunk.model_copy(update={"citations": citations})
                 citations = None
-            parts.extend(c.delta.content for c in chunk.choices if c.delta.content)
-            yield f"data: {chunk.model_dump_json(exclude_none=True)}\n\n"
-        output = await guard.check(pipeline, "".join(parts), "output")
-        if output.verdict == "block":
-            yield _filtered_chunk(completion_id, model)
+            for line in await _guarded(chunk, window):
+                yield line
+        if rest := await window.flush():  # a stream that never said it finished
+            yield _text_chunk(completion_id, model, rest)
+    except guard.OutputBlocked:
+        yield _filtered_chunk(completion_id, model)
     except ServiceError as exc:
         error = {"message": exc.detail, "type": exc.type_slug, "code": exc.status_code}
         yield f"data: {json.dumps({'error': error})}\n\n"
+    finally:
+        await chunks.aclose()  # type: ignore[attr-defined]
     yield STREAM_END
+
+
+async def _guarded(chunk: ChatCompletionChunk, window: guard.StreamGuard) -> list[str]:
+    """The chunk with its text replaced by what the guard releases; the held-back rest goes out before
+    the chunk that finishes the answer."""
+    lines = []
+    for choice in chunk.choices:
+        released = await window.feed(choice.delta.content) if choice.delta.content else ""
+        if choice.finish_reason:
+            released += await window.flush()
+        choice.delta.content = released or None
+    carries = any(c.delta.content or c.delta.role or c.finish_reason for c in chunk.choices)
+    if carries or chunk.usage is not None or (chunk.model_extra or {}):
+        lines.append(f"data: {chunk.model_dump_json(exclude_none=True)}\n\n")
+    return lines
+
+
+def _text_chunk(completion_id: str, model: str, text: str) -> str:
+    chunk = ChatCompletionChunk(
+        id=completion_id, model=model, choices=[ChunkChoice(delta=ChunkDelta(content=text))]
+    )
+    return f"data: {chunk.model_dump_json(exclude_none=True)}\n\n"
 
 
 def _filtered_chunk(completion_id: str, model: str) -> str:

@@ -4,6 +4,7 @@ checks that only inform (grounding) never failing a request."""
 from __future__ import annotations
 
 import logging
+import re
 
 from opentelemetry import trace
 
@@ -69,3 +70,54 @@ async def ground(pipeline: Pipeline, answer: str, citations: list[Citation]) -> 
     except UpstreamUnavailable as exc:
         logger.warning("no grounding score: %s", exc.detail)
         return None
+
+
+_SENTENCE_END = re.compile(r"(?<=[.!?;:])\s+|\n+")
+_SEVERITY = {"allow": 0, UNCHECKED: 0, "redact": 1, "block": 2}
+
+
+class OutputBlocked(Exception):
+    def __init__(self, reasons: list[str]) -> None:
+        super().__init__("; ".join(reasons))
+        self.reasons = reasons
+
+
+class StreamGuard:
+    """Holds streamed text back until a sentence ends (or `max_chars` gather), checks that window
+    with the output policy, then releases it, redacted if need be. A blocked window ends the stream:
+    nothing of it, or after it, reaches the client."""
+
+    def __init__(self, pipeline: Pipeline, *, max_chars: int) -> None:
+        self._pipeline = pipeline
+        self._max_chars = max_chars
+        self._pending = ""
+        self.verdict = "allow"
+        self.released: list[str] = []
+
+    async def feed(self, delta: str) -> str:
+        """The text that may go out now (often empty while a sentence is still being written)."""
+        self._pending += delta
+        cut = self._cut()
+        if cut == 0:
+            return ""
+        window, self._pending = self._pending[:cut], self._pending[cut:]
+        return await self._check(window)
+
+    async def flush(self) -> str:
+        window, self._pending = self._pending, ""
+        return await self._check(window) if window else ""
+
+    def _cut(self) -> int:
+        ends = [match.end() for match in _SENTENCE_END.finditer(self._pending)]
+        if ends:
+            return ends[-1]
+        return len(self._pending) if len(self._pending) >= self._max_chars else 0
+
+    async def _check(self, window: str) -> str:
+        verdict = await check(self._pipeline, window, "output")
+        if _SEVERITY[verdict.verdict] > _SEVERITY[self.verdict]:
+            self.verdict = verdict.verdict
+        if verdict.verdict == "block":
+            raise OutputBlocked(verdict.reasons or ["the output policy"])
+        self.released.append(verdict.text)
+        return verdict.text

@@ -48,6 +48,13 @@ class Settings(ServiceSettings):
     safety_fail_open: bool = Field(
         default=False, description="Safety service down: answer unchecked (true) or 503 naming it (false)."
     )
+    stream_guard_max_chars: int = Field(
+        default=240,
+        ge=20,
+        le=4000,
+        description="Streamed answers are held back a sentence at a time (at most this many characters), "
+        "checked, then released.",
+    )
     screen_passages: bool = Field(
         default=True, description="Drop retrieved passages the safety service finds an injection in."
     )

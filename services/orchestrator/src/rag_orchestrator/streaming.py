@@ -9,9 +9,8 @@ from rag_common.contracts import ChatCompletionChunk, RagAnswer, RagQuery, Usage
 from rag_common.errors import ServiceError, problem_body
 
 from . import cache, guard
-from .concurrency import both
 from .pipeline import Pipeline
-from .rag import NO_CONTEXT_ANSWER, WITHHELD_ANSWER, _answer_key, grounded_request, retrieve
+from .rag import NO_CONTEXT_ANSWER, _answer_key, grounded_request, retrieve
 
 
 def sse(event: str, data: object) -> str:
@@ -69,9 +68,10 @@ async def _replay(result: RagAnswer) -> AsyncIterator[str]:
 async def _generation_stream(
     pipeline: Pipeline, partial: RagAnswer, chunks: AsyncIterator[ChatCompletionChunk], store: Store | None
 ) -> AsyncIterator[str]:
+    """Text goes out a checked window at a time (`guard.StreamGuard`); a blocked window ends the stream."""
     citations = [c.model_dump() for c in partial.citations]
     yield sse("citations", {"citations": citations, "passages_dropped": partial.passages_dropped})
-    parts: list[str] = []
+    window = guard.StreamGuard(pipeline, max_chars=pipeline.settings.stream_guard_max_chars)
     model, usage, finish_reason, fallback_from = "", Usage(), "stop", None
     try:
         async for chunk in chunks:
@@ -79,27 +79,26 @@ async def _generation_stream(
             fallback_from = fallback_from or (chunk.model_extra or {}).get("fallback_from")
             for choice in chunk.choices:
                 finish_reason = choice.finish_reason or finish_reason
-                if choice.delta.content:
-                    parts.append(choice.delta.content)
-                    yield sse("delta", {"content": choice.delta.content})
-        text = "".join(parts)
-        output, grounding = await both(
-            guard.check(pipeline, text, "output"), guard.ground(pipeline, text, partial.citations)
-        )
+                if choice.delta.content and (released := await window.feed(choice.delta.content)):
+                    yield sse("delta", {"content": released})
+        if released := await window.flush():
+            yield sse("delta", {"content": released})
+        text = "".join(window.released)
+        grounding = await guard.ground(pipeline, text, partial.citations)
+    except guard.OutputBlocked as blocked:
+        safety = partial.safety | {"output": "block"}
+        ended = {"model": model, "usage": usage.model_dump(), "finish_reason": "content_filter"}
+        yield sse("done", ended | {"safety": safety, "reasons": blocked.reasons, "cached": False})
+        return
     except ServiceError as exc:
         yield sse("error", _problem(exc))
         return
-    safety = partial.safety | {"output": output.verdict}
-    final_text = WITHHELD_ANSWER if output.verdict == "block" else output.text
+    finally:
+        await chunks.aclose()  # type: ignore[attr-defined]
+    safety = partial.safety | {"output": window.verdict}
     if store is not None:
         result = partial.model_copy(
-            update={
-                "answer": final_text,
-                "model": model,
-                "usage": usage,
-                "safety": safety,
-                "grounding": grounding,
-            }
+            update={"answer": text, "model": model, "usage": usage, "safety": safety, "grounding": grounding}
         )
         await store(result, fallback_from)
     done = {"model": model, "usage": usage.model_dump(), "finish_reason": finish_reason, "safety": safety}
