@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 
 from rag_common.contracts import ChatCompletionRequest, DocumentIn, IngestRequest, RagQuery
@@ -63,3 +64,13 @@ async def test_the_openai_stream_ends_with_content_filter_on_a_violation(pipelin
     text = "".join(c["choices"][0]["delta"].get("content") or "" for c in chunks if c["choices"])
     assert text == "Green tea is made from leaves. "
     assert chunks[-1]["choices"][0]["finish_reason"] == "content_filter"
+
+
+async def test_without_the_guard_text_streams_at_once_and_is_checked_after(pipeline: Pipeline) -> None:
+    await ingest(pipeline, "Green tea is made from leaves. Then forbidden words come in this sentence.")
+    unguarded = pipeline.settings.model_copy(update={"stream_guard": False})
+    parsed = await events(dataclasses.replace(pipeline, settings=unguarded))
+    deltas = [str(d["content"]) for n, d in parsed if n == "delta"]
+    assert len(deltas) > 3, "token by token, nothing held back"
+    assert "forbidden" in "".join(deltas), "the price of switching the guard off"
+    assert parsed[-1][1]["finish_reason"] == "content_filter"

@@ -88,14 +88,19 @@ class StreamGuard:
     nothing of it, or after it, reaches the client."""
 
     def __init__(self, pipeline: Pipeline, *, max_chars: int) -> None:
+        settings = pipeline.settings
         self._pipeline = pipeline
         self._max_chars = max_chars
+        self._holding = settings.safety_enabled and settings.stream_guard
         self._pending = ""
         self.verdict = "allow"
         self.released: list[str] = []
 
     async def feed(self, delta: str) -> str:
         """The text that may go out now (often empty while a sentence is still being written)."""
+        if not self._holding:
+            self.released.append(delta)
+            return delta
         self._pending += delta
         cut = self._cut()
         if cut == 0:
@@ -104,6 +109,15 @@ class StreamGuard:
         return await self._check(window)
 
     async def flush(self) -> str:
+        """The held-back rest; without holding, the whole answer is checked once, after it went out."""
+        if not self._holding:
+            text = "".join(self.released)
+            verdict = await check(self._pipeline, text, "output") if text else None
+            if verdict is not None:
+                self.verdict = verdict.verdict
+                if verdict.verdict == "block":
+                    raise OutputBlocked(verdict.reasons or ["the output policy"])
+            return ""
         window, self._pending = self._pending, ""
         return await self._check(window) if window else ""
 

@@ -48,6 +48,10 @@ class Settings(ServiceSettings):
     safety_fail_open: bool = Field(
         default=False, description="Safety service down: answer unchecked (true) or 503 naming it (false)."
     )
+    stream_guard: bool = Field(
+        default=True,
+        description="Check streamed answers a sentence at a time before release; false: once, after the stream.",
+    )
     stream_guard_max_chars: int = Field(
         default=240,
         ge=20,
