@@ -21,7 +21,8 @@ from rag_common.contracts import (
 )
 
 from .. import sparse
-from ..errors import CollectionMismatch, CollectionNotFound, SparseIndexMissing, VectorSizeMismatch
+from ..errors import CollectionMismatch, CollectionNotFound, VectorSizeMismatch
+from .search_mode import resolve_mode
 
 DENSE = "dense"
 SPARSE = "bm25"
@@ -177,13 +178,7 @@ class QdrantVectorStore:
 
     async def search(self, collection: str, query: SearchRequest) -> list[SearchHit]:
         info = await self.get_collection(collection)
-        if query.vector is not None and len(query.vector) != info.vector_size:
-            raise VectorSizeMismatch(collection, info.vector_size, len(query.vector))
-        mode = query.mode
-        if mode != "dense" and not info.hybrid:
-            if query.vector is None:
-                raise SparseIndexMissing(collection)
-            mode = "dense"
+        mode = resolve_mode(collection, query, vector_size=info.vector_size, hybrid=info.hybrid)
         response = await self._client.query_points(
             collection, **self._query(query, mode), limit=query.top_k, with_payload=True
         )

@@ -66,8 +66,9 @@ from rag_common.contracts import (
 )
 
 from .. import sparse
-from ..errors import CollectionMismatch, CollectionNotFound, SparseIndexMissing, VectorSizeMismatch
+from ..errors import CollectionMismatch, CollectionNotFound, VectorSizeMismatch
 from .edge_filters import index_schemas, payload_filter
+from .search_mode import resolve_mode
 
 if TYPE_CHECKING:
     from qdrant_edge import NamedVector
@@ -281,13 +282,7 @@ class QdrantEdgeVectorStore:
 
     async def search(self, collection: str, query: SearchRequest) -> list[SearchHit]:
         opened = await self._collection(collection)
-        if query.vector is not None and len(query.vector) != opened.vector_size:
-            raise VectorSizeMismatch(collection, opened.vector_size, len(query.vector))
-        mode = query.mode
-        if mode != "dense" and not opened.hybrid:
-            if query.vector is None:
-                raise SparseIndexMissing(collection)
-            mode = "dense"
+        mode = resolve_mode(collection, query, vector_size=opened.vector_size, hybrid=opened.hybrid)
         await self._index_filtered_fields(opened, query.filter)
         request = self._query(query, mode)
         points = await _run(lambda: opened.shard.query(request))
