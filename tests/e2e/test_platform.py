@@ -347,3 +347,12 @@ def test_every_service_exposes_request_and_domain_metrics(
     assert 'rag_rate_limit_rejections_total{limit="per-key"}' in texts["gateway"]
     assert "rag_time_to_first_token_seconds_count" in texts["llm"]
     assert 'rag_tokens_total{direction="out"' in texts["llm"]
+
+
+def test_openai_sdk_embeddings_and_models_through_the_gateway(stack: Stack) -> None:
+    client = openai_client(stack)
+    embedded = client.embeddings.create(model="all-MiniLM-L6-v2", input=["first text", "second text"])
+    assert [item.index for item in embedded.data] == [0, 1]
+    assert len(embedded.data[0].embedding) == 384
+    assert embedded.usage.prompt_tokens > 0
+    assert [model.id for model in client.models.list()] == ["smollm2-135m-instruct"]

@@ -1,6 +1,8 @@
 from __future__ import annotations
 
+import base64
 import math
+import struct
 from collections.abc import AsyncIterator
 
 import httpx
@@ -74,3 +76,12 @@ async def test_text_over_the_character_limit_is_422_naming_it(client: httpx.Asyn
     response = await client.post("/v1/embeddings", json={"input": ["ok", "x" * 20_001]})
     assert response.status_code == 422
     assert response.json()["detail"].startswith("input[1] has 20001 characters")
+
+
+async def test_base64_encoding_is_little_endian_float32_of_the_same_vector(client: httpx.AsyncClient) -> None:
+    as_floats = (await client.post("/v1/embeddings", json={"input": "tea"})).json()["data"][0]["embedding"]
+    encoded = (await client.post("/v1/embeddings", json={"input": "tea", "encoding_format": "base64"})).json()
+    decoded = struct.unpack(f"<{len(as_floats)}f", base64.b64decode(encoded["data"][0]["embedding"]))
+    assert all(
+        math.isclose(a, b, rel_tol=1e-5, abs_tol=1e-6) for a, b in zip(as_floats, decoded, strict=True)
+    )

@@ -25,7 +25,10 @@ class Strict(BaseModel):
 class EmbeddingRequest(Strict):
     input: NonEmptyStr | Annotated[list[NonEmptyStr], Field(min_length=1, max_length=2048)]
     model: str | None = None
-    encoding_format: Literal["float"] = "float"
+    encoding_format: Literal["float", "base64"] = Field(
+        default="float", description="base64: little-endian float32 bytes (what the openai SDK asks for)."
+    )
+    user: str | None = None
 
     def texts(self) -> list[str]:
         return [self.input] if isinstance(self.input, str) else list(self.input)
@@ -34,7 +37,7 @@ class EmbeddingRequest(Strict):
 class EmbeddingData(BaseModel):
     object: Literal["embedding"] = "embedding"
     index: int
-    embedding: list[float]
+    embedding: list[float] | str
 
 
 class Usage(BaseModel):

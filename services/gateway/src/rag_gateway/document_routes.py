@@ -1,4 +1,5 @@
-"""Collections, documents, uploads and ingestion jobs: forwarded to the orchestrator for the caller's tenant."""
+"""Collections, documents, uploads, ingestion jobs, and the OpenAI embeddings and models endpoints:
+forwarded to the orchestrator for the caller's tenant."""
 
 from __future__ import annotations
 
@@ -14,8 +15,11 @@ from rag_common.contracts import (
     DocumentCounts,
     DocumentDeleted,
     DocumentDetail,
+    EmbeddingRequest,
+    EmbeddingResponse,
     IngestRequest,
     JobStatus,
+    ModelList,
     NewCollection,
 )
 
@@ -172,3 +176,17 @@ async def delete_document(
         "DELETE",
         f"/v1/collections/{collection}/documents/{quote(document_id, safe='/')}",
     )
+
+
+@router.post("/embeddings", tags=["openai"], responses={200: {"model": EmbeddingResponse}, **REFUSALS})
+async def create_embeddings(
+    body: EmbeddingRequest, caller: QueryCallerDep, orchestrator: OrchestratorDep
+) -> Response:
+    """OpenAI-compatible embeddings with the platform's embedding model."""
+    return await _forward(orchestrator, caller, "POST", "/v1/embeddings", body.model_dump_json().encode())
+
+
+@router.get("/models", tags=["openai"], responses={200: {"model": ModelList}, **REFUSALS})
+async def list_models(caller: QueryCallerDep, orchestrator: OrchestratorDep) -> Response:
+    """The chat models the llm service serves."""
+    return await _forward(orchestrator, caller, "GET", "/v1/models")

@@ -7,6 +7,7 @@ from fastapi import Depends, Header, Request
 from rag_common.errors import ServiceUnavailable
 
 from . import tenancy
+from .adapters.http_clients import EmbeddingClient, LlmClient
 from .jobs import JobRunner
 from .pipeline import Pipeline
 
@@ -39,6 +40,18 @@ def get_jobs(request: Request) -> JobRunner:
     return jobs
 
 
+def get_embedding_api(request: Request) -> EmbeddingClient:
+    client: EmbeddingClient = request.state.embedding_api
+    return client
+
+
+def get_llm_api(request: Request) -> LlmClient:
+    client: LlmClient = request.state.llm_api
+    return client
+
+
 PipelineDep = Annotated[Pipeline, Depends(get_pipeline)]
+EmbeddingApiDep = Annotated[EmbeddingClient, Depends(get_embedding_api)]
+LlmApiDep = Annotated[LlmClient, Depends(get_llm_api)]
 JobsDep = Annotated[JobRunner, Depends(get_jobs)]
 TenantDep = Annotated[str, Depends(get_tenant)]

@@ -31,6 +31,8 @@ logger = logging.getLogger(__name__)
 class State(TypedDict):
     pipeline: Pipeline
     jobs: JobRunner | None
+    embedding_api: EmbeddingClient
+    llm_api: LlmClient
 
 
 def _client(settings: Settings, service: str, base_url: str, timeout_s: float | None = None) -> ServiceClient:
@@ -107,7 +109,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             jobs = await _start_jobs(settings, redis, pipeline)
             if jobs is not None:
                 stack.push_async_callback(jobs.aclose)
-            yield {"pipeline": pipeline, "jobs": jobs}
+            yield {
+                "pipeline": pipeline,
+                "jobs": jobs,
+                "embedding_api": EmbeddingClient(clients["embedding"]),
+                "llm_api": LlmClient(clients["llm"]),
+            }
 
     return create_service_app(
         service="orchestrator",

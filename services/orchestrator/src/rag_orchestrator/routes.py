@@ -14,9 +14,12 @@ from rag_common.contracts import (
     DocumentCounts,
     DocumentDeleted,
     DocumentDetail,
+    EmbeddingRequest,
+    EmbeddingResponse,
     IngestRequest,
     IngestResponse,
     JobStatus,
+    ModelList,
     NewCollection,
     RagAnswer,
     RagQuery,
@@ -30,7 +33,7 @@ from . import rag as rag_service
 from . import streaming as streaming_service
 from . import tenancy
 from . import uploads as uploads_service
-from .deps import JobsDep, PipelineDep, TenantDep
+from .deps import EmbeddingApiDep, JobsDep, LlmApiDep, PipelineDep, TenantDep
 
 router = APIRouter(prefix="/v1")
 SSE_HEADERS = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
@@ -152,3 +155,13 @@ async def delete_document(
             tenancy.physical(tenant, collection), document_id, pipeline=pipeline
         )
     return deleted.model_copy(update={"collection": collection})
+
+
+@router.post("/embeddings", response_model=EmbeddingResponse, tags=["openai"])
+async def create_embeddings(body: EmbeddingRequest, embedding: EmbeddingApiDep) -> EmbeddingResponse:
+    return await embedding.create(body)
+
+
+@router.get("/models", response_model=ModelList, tags=["openai"])
+async def list_models(llm: LlmApiDep) -> ModelList:
+    return await llm.models()

@@ -23,6 +23,7 @@ from rag_common.contracts import (
     GroundedCompletionRequest,
     Grounding,
     GroundingRequest,
+    ModelList,
     PassageScreening,
     PassageScreeningRequest,
     Point,
@@ -48,10 +49,15 @@ class EmbeddingClient:
         self._client = client
 
     async def embed(self, texts: list[str]) -> list[list[float]]:
-        response = await self._client.call(
-            "POST", "/v1/embeddings", EmbeddingResponse, body=EmbeddingRequest(input=texts), idempotent=True
+        response = await self.create(EmbeddingRequest(input=texts))
+        ordered = sorted(response.data, key=lambda item: item.index)
+        return [item.embedding for item in ordered if isinstance(item.embedding, list)]
+
+    async def create(self, request: EmbeddingRequest) -> EmbeddingResponse:
+        """The OpenAI-shaped call as a client sent it (the gateway's `/v1/embeddings`)."""
+        return await self._client.call(
+            "POST", "/v1/embeddings", EmbeddingResponse, body=request, idempotent=True
         )
-        return [item.embedding for item in sorted(response.data, key=lambda item: item.index)]
 
 
 class RetrievalClient:
@@ -104,6 +110,9 @@ class RetrievalClient:
 class LlmClient:
     def __init__(self, client: ServiceClient) -> None:
         self._client = client
+
+    async def models(self) -> ModelList:
+        return await self._client.call("GET", "/v1/models", ModelList, idempotent=True)
 
     async def grounded(self, request: GroundedCompletionRequest) -> ChatCompletionResponse:
         body = request.model_copy(update={"stream": False})
