@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import tempfile
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -75,8 +76,8 @@ def _start_all(stack: Stack) -> None:
             wait_ready(stack.services[name], READY_TIMEOUT_S)
 
 
-@pytest.fixture(scope="session")
-def stack() -> Iterator[Stack]:
+@contextmanager
+def running_stack() -> Iterator[Stack]:
     run_dir = Path(tempfile.mkdtemp(prefix="rag-e2e-"))
     otlp = OtlpReceiver(free_port()).start()
     redis = start_redis(free_port(), run_dir / "redis", run_dir / "logs" / "redis.log")
@@ -91,11 +92,25 @@ def stack() -> Iterator[Stack]:
         otlp.stop()
 
 
+@pytest.fixture(scope="session")
+def stack() -> Iterator[Stack]:
+    with running_stack() as shared:
+        yield shared
+
+
+@pytest.fixture(scope="module")
+def own_stack() -> Iterator[Stack]:
+    """A stack of its own, for tests that must not see what other modules did to the shared one."""
+    with running_stack() as fresh:
+        yield fresh
+
+
 @pytest.hookimpl(wrapper=True, tryfirst=True)
 def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Iterator[None]:
     """On failure, attach the tail of every service log to the report."""
     report = yield
-    stack_fixture = item.funcargs.get("stack") if hasattr(item, "funcargs") else None
+    funcargs = getattr(item, "funcargs", {})
+    stack_fixture = funcargs.get("stack") or funcargs.get("own_stack")
     if report.failed and isinstance(stack_fixture, Stack):
         for name, service in stack_fixture.services.items():
             report.sections.append((f"{name} log", service.log_tail(30)))
