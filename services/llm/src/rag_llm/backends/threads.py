@@ -61,3 +61,15 @@ async def iterate_in_thread(produce: Producer[T]) -> AsyncGenerator[T, None]:
             await asyncio.wait([worker])
         if not worker.cancelled():
             worker.exception()  # retrieved: after an early close nobody wants the producer's error
+
+
+async def iterate_locked(lock: asyncio.Lock, produce: Producer[T]) -> AsyncGenerator[T, None]:
+    """`iterate_in_thread` holding `lock` for the whole stream, for models that are not thread-safe;
+    the worker is stopped and joined before the lock is released, even when the consumer goes away."""
+    async with lock:
+        events = iterate_in_thread(produce)
+        try:
+            async for event in events:
+                yield event
+        finally:
+            await events.aclose()

@@ -29,7 +29,7 @@ from transformers import (
 from rag_common.contracts import ChatMessage, Usage
 
 from ..ports import Completion, SamplingParams, StreamEnd, StreamEvent
-from .threads import Emit, iterate_in_thread
+from .threads import Emit, iterate_locked
 
 
 class _StopWhenSet(StoppingCriteria):
@@ -102,15 +102,12 @@ class TransformersBackend:
     async def stream(
         self, messages: Sequence[ChatMessage], params: SamplingParams
     ) -> AsyncGenerator[StreamEvent, None]:
-        async with self._lock:
-            events: AsyncGenerator[StreamEvent, None] = iterate_in_thread(
-                partial(self._produce, messages, params)
-            )
-            try:
-                async for event in events:
-                    yield event
-            finally:
-                await events.aclose()
+        events = iterate_locked(self._lock, partial(self._produce, messages, params))
+        try:
+            async for event in events:
+                yield event
+        finally:
+            await events.aclose()
 
     async def aclose(self) -> None:
         """Nothing to release beyond what garbage collection frees."""
