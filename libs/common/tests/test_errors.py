@@ -29,6 +29,11 @@ async def down() -> None:
     raise UpstreamUnavailable("embedding")
 
 
+@router.get("/clashing")
+async def clashing() -> None:
+    raise NotFound("Job 'j' does not exist.", extra={"status": "running", "request_id": "forged", "job": "j"})
+
+
 @router.get("/boom")
 async def boom() -> None:
     raise RuntimeError("secret internals")
@@ -127,3 +132,11 @@ async def test_multipart_uploads_get_their_own_larger_limit(client: httpx.AsyncC
     assert within.status_code == 422, "past the JSON limit, within the upload limit: reaches the route"
     body = assert_problem(await client.post("/echo", files={"file": ("a.txt", b"x" * 6000)}), 413)
     assert "5000 bytes" in str(body["detail"])
+
+
+async def test_extra_members_never_replace_the_standard_ones(client: httpx.AsyncClient) -> None:
+    response = await client.get("/clashing")
+    problem = assert_problem(response, 404)
+    assert problem["status"] == 404
+    assert problem["request_id"] == response.headers["x-request-id"]
+    assert problem["job"] == "j"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import uuid
 from contextvars import ContextVar
 
@@ -15,9 +16,13 @@ def current_request_id() -> str | None:
     return _request_id.get()
 
 
+# Visible ASCII only: the id is copied into upstream request headers, which must be ASCII.
+SANE_REQUEST_ID = re.compile(r"[!-~]{1,128}")
+
+
 def set_request_id(value: str | None) -> str:
     """Use the caller's id when it looks sane, else mint one; returns the id in force."""
-    request_id = value if value and len(value) <= 128 and value.isprintable() else uuid.uuid4().hex
+    request_id = value if value and SANE_REQUEST_ID.fullmatch(value) else uuid.uuid4().hex
     _request_id.set(request_id)
     return request_id
 

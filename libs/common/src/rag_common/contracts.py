@@ -51,6 +51,30 @@ class EmbeddingResponse(BaseModel):
     data: list[EmbeddingData]
     model: str
     usage: Usage
+    model_version: str | None = Field(
+        default=None, description="The model version that produced it (also the X-Model-Version header)."
+    )
+
+
+# --- rerank (Cohere/TEI-shaped; the embedding service hosts the cross-encoder) ----------
+
+
+class RerankRequest(Strict):
+    query: NonEmptyStr
+    documents: Annotated[list[str], Field(min_length=1, max_length=1000)]
+    top_n: int | None = Field(default=None, ge=1, description="Only the best n results; default: all.")
+    model: str | None = None
+
+
+class RerankResult(BaseModel):
+    index: int = Field(description="Position of the document in the request.")
+    score: float = Field(description="Relevance of the document to the query; higher is more relevant.")
+
+
+class RerankResponse(BaseModel):
+    object: Literal["list"] = "list"
+    model: str
+    results: list[RerankResult] = Field(description="Best first.")
 
 
 # --- retrieval ---------------------------------------------------------------------------
@@ -60,6 +84,12 @@ class CollectionCreate(Strict):
     name: CollectionName
     vector_size: int = Field(gt=0, le=65536)
     distance: Literal["cosine", "dot", "euclid"] = "cosine"
+    embedding_model: str | None = Field(
+        default=None,
+        max_length=200,
+        description="The model whose vectors the collection holds; recorded, and every later request "
+        "naming another model is refused (409).",
+    )
 
 
 class NewCollection(Strict):
@@ -74,6 +104,12 @@ class CollectionInfo(BaseModel):
     distance: str
     points_count: int
     hybrid: bool = Field(default=False, description="Whether points also get BM25 sparse vectors.")
+    embedding_model: str | None = Field(
+        default=None, description="The model of its vectors; null for a collection created without one."
+    )
+    write_lock: str | None = Field(
+        default=None, description="Who holds the collection read-only (a re-embedding job); null if writable."
+    )
 
 
 class CollectionList(BaseModel):
@@ -88,6 +124,11 @@ class Point(Strict):
 
 class UpsertRequest(Strict):
     points: Annotated[list[Point], Field(min_length=1, max_length=10_000)]
+    embedding_model: str | None = Field(
+        default=None,
+        max_length=200,
+        description="The model of these vectors; checked against the collection's.",
+    )
 
 
 class UpsertResponse(BaseModel):
@@ -109,6 +150,9 @@ class SearchRequest(Strict):
     )
     score_threshold: float | None = Field(
         default=None, description="Minimum dense similarity; in hybrid mode it filters the dense candidates."
+    )
+    embedding_model: str | None = Field(
+        default=None, max_length=200, description="The model of `vector`; checked against the collection's."
     )
 
     @model_validator(mode="after")
@@ -139,6 +183,7 @@ class DeleteResponse(BaseModel):
 class ScrollRequest(Strict):
     filter: dict[str, FilterValue] | None = None
     limit: int = Field(default=1000, ge=1, le=10_000)
+    offset: str | None = Field(default=None, description="The `next_offset` of the previous page.")
 
 
 class StoredPoint(BaseModel):
@@ -148,6 +193,17 @@ class StoredPoint(BaseModel):
 
 class ScrollResponse(BaseModel):
     points: list[StoredPoint]
+    next_offset: str | None = Field(default=None, description="Where the next page starts; null: no more.")
+
+
+class CollectionReplace(Strict):
+    """Serve `source` under the collection's name, atomically; what the name served before is deleted."""
+
+    source: CollectionName
+
+
+class WriteLock(Strict):
+    owner: NonEmptyStr = Field(max_length=200, description="Named in the 409 every refused write gets.")
 
 
 class DocumentCount(BaseModel):
@@ -212,6 +268,9 @@ class ChatCompletionResponse(BaseModel):
     model: str
     choices: list[ChatChoice]
     usage: Usage = Field(default_factory=Usage)
+    model_version: str | None = Field(
+        default=None, description="The model version that produced it (also the X-Model-Version header)."
+    )
 
 
 class ChunkDelta(BaseModel):
@@ -234,6 +293,9 @@ class ChatCompletionChunk(BaseModel):
     model: str
     choices: list[ChunkChoice]
     usage: Usage | None = None
+    model_version: str | None = Field(
+        default=None, description="The model version that produced it (also the X-Model-Version header)."
+    )
 
 
 class ModelCard(BaseModel):
@@ -275,11 +337,15 @@ class SafetyCheckRequest(Strict):
     text: str
     direction: Literal["input", "output"]
     tenant: str | None = Field(default=None, description="Picks the tenant's policy in the safety service.")
+    policy: str | None = Field(
+        default=None, description="A named safety policy (the caller's API key's); wins over `tenant`."
+    )
 
 
 class PassageScreeningRequest(Strict):
     passages: Annotated[list[str], Field(min_length=1, max_length=64)]
     tenant: str | None = None
+    policy: str | None = None
 
 
 class PassageScreening(BaseModel):
@@ -313,6 +379,12 @@ class SafetyVerdict(BaseModel):
     text: str = Field(description="The text to use downstream: redacted when the verdict is redact.")
     findings: list[SafetyFinding] = Field(default_factory=list)
     reasons: list[str] = Field(default_factory=list)
+    mapping: dict[str, str] | None = Field(
+        default=None,
+        repr=False,
+        description="Placeholder -> original value (reversible redaction): for the asker's answer only, "
+        "never to be stored or logged.",
+    )
 
 
 # --- RAG (gateway -> orchestrator) -----------------------------------------------------
@@ -326,6 +398,31 @@ class RagQuery(Strict):
     stream: bool = False
     max_tokens: int | None = Field(default=None, ge=1, le=4096)
     temperature: float | None = Field(default=None, ge=0.0, le=2.0)
+    session_id: str | None = Field(
+        default=None,
+        min_length=1,
+        max_length=128,
+        pattern=r"^[A-Za-z0-9_.:-]+$",
+        description="A conversation: its last turns make a follow-up question standalone before retrieval.",
+    )
+    model: str | None = Field(
+        default=None,
+        min_length=1,
+        max_length=128,
+        description="The model to answer with; refused (422) unless the orchestrator allows clients to name it.",
+    )
+    tier: str | None = Field(
+        default=None,
+        min_length=1,
+        max_length=32,
+        description="A cost/quality tier (e.g. fast, quality) the orchestrator maps to a model.",
+    )
+    user: str | None = Field(
+        default=None,
+        min_length=1,
+        max_length=128,
+        description="A stable id of the end user (as OpenAI's `user`); keeps A/B experiment variants sticky.",
+    )
 
 
 class Citation(BaseModel):
@@ -348,6 +445,23 @@ class RagAnswer(BaseModel):
     grounding: Grounding | None = Field(default=None, description="Support of the answer by its citations.")
     passages_dropped: int = Field(default=0, description="Retrieved passages withheld for prompt injection.")
     cached: bool = Field(default=False, description="Served from the answer cache.")
+    cache: Literal["exact", "semantic"] | None = Field(
+        default=None,
+        description="Which answer cache served it: 'exact' (the same question) or 'semantic' (a similar one).",
+    )
+    cache_similarity: float | None = Field(
+        default=None, description="A semantic hit: cosine similarity of this question to the cached one."
+    )
+    memory: Literal["on", "off"] | None = Field(
+        default=None,
+        description="With a session_id: 'on' when the conversation is remembered, 'off' when memory is "
+        "unavailable (no Redis) and the question was answered on its own.",
+    )
+    standalone_question: str | None = Field(
+        default=None, description="A follow-up rewritten with its conversation, as retrieval saw it."
+    )
+    experiment: str | None = Field(default=None, description="The A/B experiment this answer took part in.")
+    variant: str | None = Field(default=None, description="The experiment's variant that answered.")
 
 
 class DocumentIn(Strict):
@@ -417,3 +531,81 @@ class JobStatus(BaseModel):
     @property
     def finished(self) -> bool:
         return self.status in ("succeeded", "failed")
+
+
+class ReembedStatus(BaseModel):
+    """A re-embedding job: a collection's points moved to the embedding model in service."""
+
+    job_id: str
+    collection: str
+    tenant: str = "default"
+    status: JobState = "queued"
+    source_model: str | None = Field(default=None, description="The model the collection held.")
+    target_model: str | None = Field(default=None, description="The model it is re-embedded with.")
+    points_total: int = 0
+    points_done: int = 0
+    shadow: str | None = Field(default=None, description="The collection being filled; served once complete.")
+    offset: str | None = Field(default=None, description="Where the scroll resumes.")
+    error: str | None = None
+    created_at: float = Field(default_factory=time.time)
+    updated_at: float = Field(default_factory=time.time)
+
+    @property
+    def finished(self) -> bool:
+        return self.status in ("succeeded", "failed")
+
+
+WebhookState = Literal["none", "pending", "delivered", "failed"]
+
+
+class RagJobRequest(RagQuery):
+    """A RAG query run as a background job; the answer is fetched later or posted to `webhook_url`."""
+
+    webhook_url: str | None = Field(
+        default=None,
+        max_length=2000,
+        description="POSTed the finished job, signed in `X-Signature`; its host must be allow-listed.",
+    )
+
+    @model_validator(mode="after")
+    def _not_streamed(self) -> RagJobRequest:
+        if self.stream:
+            raise ValueError("a job cannot stream; leave `stream` false and fetch the result")
+        return self
+
+
+class JobProblem(BaseModel):
+    """Why a job failed, as the problem a synchronous request would have answered."""
+
+    title: str
+    status: int
+    detail: str
+
+
+class GenerationJobStatus(BaseModel):
+    """A RAG generation job: its state, why it failed if it did, and its webhook delivery."""
+
+    job_id: str
+    collection: str
+    tenant: str = "default"
+    status: JobState = "queued"
+    attempts: int = Field(
+        default=0,
+        description="Runs started; one cut off by a dead worker counts, one handed back at shutdown does not.",
+    )
+    retries: int = Field(default=0, description="Retries while a downstream service was unavailable.")
+    error: JobProblem | None = None
+    webhook: WebhookState = "none"
+    created_at: float = Field(default_factory=time.time)
+    updated_at: float = Field(default_factory=time.time)
+
+    @property
+    def finished(self) -> bool:
+        return self.status in ("succeeded", "failed")
+
+
+class GenerationJobEvent(BaseModel):
+    """The webhook body: the finished job, and its answer when it succeeded."""
+
+    job: GenerationJobStatus
+    result: RagAnswer | None = None

@@ -136,6 +136,10 @@ class UpstreamError(ServiceError):
         self.type_slug = str(extra.pop("type_slug", "upstream"))
 
 
+# Extra problem members may not reuse these names: the standard members win.
+PROBLEM_RESPONSE_ARGUMENTS = frozenset({"request", "status", "title", "detail", "type_slug", "headers"})
+
+
 def problem_body(
     *, status: int, title: str, detail: str, type_slug: str, instance: str, **extra: Any
 ) -> dict[str, Any]:
@@ -148,7 +152,7 @@ def problem_body(
         "request_id": current_request_id(),
         "trace_id": current_trace_id(),
     }
-    body.update(extra)
+    body.update({key: value for key, value in extra.items() if key not in body})
     return body
 
 
@@ -184,7 +188,7 @@ async def _service_error(request: Request, exc: Exception) -> JSONResponse:
         detail=exc.detail,
         type_slug=exc.type_slug,
         headers=exc.headers,
-        **exc.extra,
+        **{key: value for key, value in exc.extra.items() if key not in PROBLEM_RESPONSE_ARGUMENTS},
     )
 
 

@@ -5,8 +5,10 @@ from __future__ import annotations
 import importlib.metadata
 from collections.abc import Awaitable, Callable
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, FastAPI, Request
 from fastapi.responses import JSONResponse
+
+from rag_common.errors import problem_response
 
 ReadyCheck = Callable[[Request], Awaitable[str | None]]
 UNKNOWN_VERSION = "unknown"
@@ -20,6 +22,15 @@ def service_version(service: str) -> str:
         return UNKNOWN_VERSION
 
 
+def mark_draining(app: FastAPI) -> None:
+    """From now on `/readyz` answers 503, so load balancers stop sending new requests (see `rag_common.serve`)."""
+    app.state.draining = True
+
+
+def is_draining(app: FastAPI) -> bool:
+    return bool(getattr(app.state, "draining", False))
+
+
 def health_router(ready_check: ReadyCheck | None = None, *, version: str = UNKNOWN_VERSION) -> APIRouter:
     """`ready_check` returns None when ready, else the reason it is not; `/healthz` reports the version."""
     router = APIRouter(tags=["health"])
@@ -30,6 +41,10 @@ def health_router(ready_check: ReadyCheck | None = None, *, version: str = UNKNO
 
     @router.get("/readyz", response_model=None)
     async def readyz(request: Request) -> JSONResponse | dict[str, str]:
+        if is_draining(request.app):
+            return problem_response(
+                request, status=503, title="Service Unavailable", detail="draining", type_slug="draining"
+            )
         reason = await ready_check(request) if ready_check else None
         if reason:
             return JSONResponse({"status": "not ready", "reason": reason}, status_code=503)

@@ -1,4 +1,5 @@
-"""The one service-to-service HTTP client: timeouts, bounded retries, tracing, error mapping."""
+"""The one service-to-service HTTP client: timeouts, bounded retries, a circuit breaker, tracing,
+the internal token and error mapping."""
 
 from __future__ import annotations
 
@@ -7,19 +8,62 @@ import json
 from collections.abc import AsyncIterator, Sequence
 from typing import Any, TypeVar
 
+import aiohttp
 import httpx
+from httpx_aiohttp import AiohttpTransport
 from httpx_sse import EventSource, ServerSentEvent
 from opentelemetry.sdk.trace import TracerProvider
-from pydantic import BaseModel
+from pydantic import BaseModel, SecretStr
 
+from rag_common.breaker import CircuitBreaker
 from rag_common.context import REQUEST_ID_HEADER, current_request_id
 from rag_common.errors import ServiceError, UpstreamError, UpstreamUnavailable
+from rag_common.middleware import INTERNAL_TOKEN_HEADER
+from rag_common.settings import ServiceSettings
 from rag_common.telemetry import instrument_client
 
 ModelT = TypeVar("ModelT", bound=BaseModel)
 
+POOL_LIMITS = httpx.Limits(max_connections=200, max_keepalive_connections=50)
+# Idle connections go before uvicorn's 5 s keep-alive closes them: aiohttp does not retry a POST
+# sent on a connection the server closed a moment before.
+AIOHTTP_LIMITS = httpx.Limits(max_connections=200, keepalive_expiry=4.0)
 RETRYABLE_STATUS = frozenset({502, 503, 504})
 DEFAULT_BACKOFF_S: Sequence[float] = (0.05, 0.2, 0.5, 1.0)
+
+
+class CircuitOpen(UpstreamUnavailable):
+    """The upstream's breaker is open: refused without a network call until the cooldown ends."""
+
+    type_slug = "circuit-open"
+
+    def __init__(self, service: str, retry_after_s: int) -> None:
+        super().__init__(
+            service,
+            f"The {service} service is failing repeatedly; circuit open, retrying in {retry_after_s} s.",
+        )
+        self.headers["Retry-After"] = str(retry_after_s)
+
+
+class UpstreamAiohttpTransport(AiohttpTransport):
+    """httpx-aiohttp with honest connect errors.
+
+    httpx-aiohttp maps every `aiohttp.ClientConnectionError` to `httpx.ConnectTimeout`, which
+    ServiceClient reads as "never reached the server" and retries even for a POST. A server that
+    hangs up after the request was sent (`ServerDisconnectedError`, a reset) may have acted on it,
+    so only a failure to connect keeps that meaning; the rest become `httpx.ReadError`.
+    """
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        try:
+            return await super().handle_async_request(request)
+        except httpx.ConnectTimeout as exc:
+            cause = exc.__cause__
+            if not isinstance(cause, aiohttp.ClientError) or isinstance(
+                cause, aiohttp.ClientConnectorError | aiohttp.ConnectionTimeoutError
+            ):
+                raise
+            raise httpx.ReadError(str(exc) or type(cause).__name__, request=request) from cause
 
 
 class ServiceClient:
@@ -28,6 +72,11 @@ class ServiceClient:
     Connection failures are retried for every call (the request never reached the
     server); 502/503/504 are retried only for idempotent calls. Transport errors become
     `UpstreamUnavailable(service)`; upstream problem+json 4xx pass through unchanged.
+
+    With a `breaker`, a call that still fails after its retries (transport error, timeout,
+    5xx) counts against it, and while it is open calls fail fast with `CircuitOpen`. A 4xx,
+    or a 503 naming another service (the upstream is alive; its own upstream is down), counts
+    as a success. `internal_token` goes out as `X-Internal-Token` on every request.
     """
 
     def __init__(
@@ -42,20 +91,57 @@ class ServiceClient:
         tracer_provider: TracerProvider | None = None,
         transport: httpx.AsyncBaseTransport | None = None,
         headers: dict[str, str] | None = None,
+        internal_token: str | SecretStr | None = None,
+        breaker: CircuitBreaker | None = None,
     ) -> None:
         self.service = service
+        self.breaker = breaker
         self._retries = retries
         self._backoff_s = backoff_s
         self._timeout_s = timeout_s
+        token = internal_token.get_secret_value() if isinstance(internal_token, SecretStr) else internal_token
         self._client = httpx.AsyncClient(
             base_url=base_url,
             timeout=httpx.Timeout(timeout_s, connect=connect_timeout_s),
             transport=transport,
-            headers=headers,
-            limits=httpx.Limits(max_connections=200, max_keepalive_connections=50),
+            headers={**(headers or {}), **({INTERNAL_TOKEN_HEADER: token} if token else {})},
+            limits=POOL_LIMITS,
         )
         if tracer_provider is not None:
             instrument_client(self._client, tracer_provider)
+
+    @classmethod
+    def from_settings(
+        cls,
+        service: str,
+        base_url: str,
+        settings: ServiceSettings,
+        *,
+        timeout_s: float | None = None,
+        tracer_provider: TracerProvider | None = None,
+        transport: httpx.AsyncBaseTransport | None = None,
+    ) -> ServiceClient:
+        """A client with the shared upstream settings: timeouts, retries, breaker, internal token."""
+        breaker = None
+        if settings.upstream_breaker_failures and settings.upstream_breaker_cooldown_s:
+            breaker = CircuitBreaker(
+                failure_threshold=settings.upstream_breaker_failures,
+                cooldown_s=settings.upstream_breaker_cooldown_s,
+                name=service,
+            )
+        if transport is None and settings.upstream_transport == "aiohttp":
+            transport = UpstreamAiohttpTransport(limits=AIOHTTP_LIMITS)
+        return cls(
+            service,
+            base_url,
+            timeout_s=timeout_s or settings.upstream_timeout_s,
+            connect_timeout_s=settings.upstream_connect_timeout_s,
+            retries=settings.upstream_retries,
+            tracer_provider=tracer_provider,
+            transport=transport,
+            internal_token=settings.internal_token,
+            breaker=breaker,
+        )
 
     async def aclose(self) -> None:
         await self._client.aclose()
@@ -132,6 +218,29 @@ class ServiceClient:
     async def _send(
         self, request: httpx.Request, *, idempotent: bool, stream: bool = False
     ) -> httpx.Response:
+        breaker = self.breaker
+        if breaker is None:
+            return await self._attempts(request, idempotent=idempotent, stream=stream)
+        if not breaker.allow():
+            raise CircuitOpen(self.service, breaker.retry_after_s())
+        try:
+            response = await self._attempts(request, idempotent=idempotent, stream=stream)
+        except UpstreamUnavailable as exc:
+            if exc.service == self.service:
+                breaker.record_failure()
+            else:
+                breaker.record_success()
+            raise
+        except ServiceError:
+            breaker.record_success()
+            raise
+        except BaseException:
+            breaker.release()  # cancelled: no verdict on the upstream
+            raise
+        breaker.record_success()
+        return response
+
+    async def _attempts(self, request: httpx.Request, *, idempotent: bool, stream: bool) -> httpx.Response:
         attempt = 0
         while True:
             try:
@@ -172,7 +281,7 @@ class ServiceClient:
         if response.status_code >= 500:
             named = problem.get("service")
             if response.status_code == 503 and isinstance(named, str):
-                return UpstreamUnavailable(named, detail or None)
+                return _cascaded(named, detail, problem, response)
             return UpstreamUnavailable(self.service)
         extra = {
             k: v
@@ -207,3 +316,17 @@ class ServiceClient:
             ) from exc
         finally:
             await response.aclose()
+
+
+def _cascaded(
+    service: str, detail: str, problem: dict[str, Any], response: httpx.Response
+) -> UpstreamUnavailable:
+    """An upstream's 503 about its own upstream, passed on with its type and `Retry-After`."""
+    error = UpstreamUnavailable(service, detail or None)
+    slug = str(problem.get("type", "")).rsplit("/", 1)[-1]
+    if slug:
+        error.type_slug = slug
+    retry_after = response.headers.get("Retry-After", "")
+    if retry_after.isdigit():
+        error.headers["Retry-After"] = retry_after
+    return error

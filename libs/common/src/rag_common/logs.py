@@ -47,3 +47,7 @@ def configure_logging(service: str, level: str = "INFO") -> None:
     for name in ("uvicorn", "uvicorn.error", "uvicorn.access"):
         logging.getLogger(name).handlers = []
         logging.getLogger(name).propagate = True
+    # httpx logs every request it sends at INFO: a JSON line per hop on the hot path, and the same
+    # facts are in the metrics and traces already. At DEBUG they are back.
+    debug = root.level <= logging.DEBUG
+    logging.getLogger("httpx").setLevel(logging.NOTSET if debug else max(logging.WARNING, root.level))

@@ -95,6 +95,11 @@ HTTP_REQUESTS_IN_PROGRESS = gauge("http_requests_in_progress", "Requests being a
 SERVICE_INFO = gauge(
     "rag_service_info", "Always 1; labels say which service and version runs.", ("service", "version")
 )
+MODEL_INFO = gauge(
+    "rag_model_info",
+    "1 for the model version serving new requests, 0 for one draining; removed once unloaded.",
+    ("service", "model", "version"),
+)
 
 # Generation: the llm service (per model) and the orchestrator/gateway (end to end, model "rag").
 TIME_TO_FIRST_TOKEN = histogram(

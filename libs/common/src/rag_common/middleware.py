@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import hmac
 import json
+from collections.abc import Collection
 
 from starlette.datastructures import MutableHeaders
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -11,6 +13,10 @@ from rag_common.context import REQUEST_ID_HEADER, set_request_id
 from rag_common.errors import PROBLEM_JSON, problem_body
 
 _REQUEST_ID_KEY = REQUEST_ID_HEADER.lower().encode()
+INTERNAL_TOKEN_HEADER = "X-Internal-Token"
+_INTERNAL_TOKEN_KEY = INTERNAL_TOKEN_HEADER.lower().encode()
+# Probes and Prometheus scrapes come from the platform, not from a service that holds the token.
+OPEN_PATHS = frozenset({"/healthz", "/readyz", "/metrics"})
 
 
 class RequestIdMiddleware:
@@ -96,17 +102,53 @@ class BodySizeLimitMiddleware:
             type_slug="payload-too-large",
             instance=scope.get("path", ""),
         )
-        payload = json.dumps(body).encode()
-        await send(
-            {
-                "type": "http.response.start",
-                "status": 413,
-                # Closing the connection keeps the unread body from being read as the next request.
-                "headers": [
-                    (b"content-type", PROBLEM_JSON.encode()),
-                    (b"content-length", str(len(payload)).encode()),
-                    (b"connection", b"close"),
-                ],
-            }
+        # Closing the connection keeps the unread body from being read as the next request.
+        await _send_problem(send, body, [(b"connection", b"close")])
+
+
+class InternalTokenMiddleware:
+    """Refuses with 401 every request whose `X-Internal-Token` is not the shared internal token.
+
+    Installed on internal services only, so that only the gateway is reachable from outside;
+    `open_paths` (probes, `/metrics`) stay open. The comparison is constant-time.
+    """
+
+    def __init__(self, app: ASGIApp, token: str, open_paths: Collection[str] = OPEN_PATHS) -> None:
+        if not token:
+            raise ValueError("the internal token must not be empty")
+        self.app = app
+        self._token = token.encode()
+        self.open_paths = frozenset(open_paths)
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or scope["path"] in self.open_paths or self._holds_token(scope):
+            await self.app(scope, receive, send)
+            return
+        body = problem_body(
+            status=401,
+            title="Unauthorized",
+            detail=f"This service is internal: call it through the gateway, or send {INTERNAL_TOKEN_HEADER}.",
+            type_slug="internal-token",
+            instance=scope.get("path", ""),
         )
-        await send({"type": "http.response.body", "body": payload})
+        await _send_problem(send, body, [(b"www-authenticate", b'Internal-Token realm="rag-internal"')])
+
+    def _holds_token(self, scope: Scope) -> bool:
+        given = dict(scope["headers"]).get(_INTERNAL_TOKEN_KEY, b"")
+        return hmac.compare_digest(given, self._token)
+
+
+async def _send_problem(send: Send, body: dict[str, object], headers: list[tuple[bytes, bytes]]) -> None:
+    payload = json.dumps(body).encode()
+    await send(
+        {
+            "type": "http.response.start",
+            "status": body["status"],
+            "headers": [
+                (b"content-type", PROBLEM_JSON.encode()),
+                (b"content-length", str(len(payload)).encode()),
+                *headers,
+            ],
+        }
+    )
+    await send({"type": "http.response.body", "body": payload})

@@ -4,14 +4,17 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import Field
+from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from rag_common.deprecation import DeprecatedRoute
 
 
 class ServiceSettings(BaseSettings):
     """Common knobs. A subclass sets `model_config` with its `env_prefix` (e.g. `GATEWAY_`)."""
 
-    model_config = SettingsConfigDict(extra="ignore")
+    # validate_by_name: `internal_token=` works in code although its env var is RAG_INTERNAL_TOKEN.
+    model_config = SettingsConfigDict(extra="ignore", validate_by_name=True)
 
     environment: Literal["development", "test", "production"] = "development"
     log_level: str = "INFO"
@@ -22,3 +25,29 @@ class ServiceSettings(BaseSettings):
     upstream_timeout_s: float = Field(default=30.0, gt=0, description="Total timeout of one downstream call.")
     upstream_connect_timeout_s: float = Field(default=2.0, gt=0)
     upstream_retries: int = Field(default=2, ge=0, description="Retries of idempotent downstream calls.")
+    upstream_transport: Literal["httpx", "aiohttp"] = Field(
+        default="httpx",
+        description="httpx's own connection pool, or aiohttp's under the same httpx API (httpx-aiohttp).",
+    )
+    upstream_breaker_failures: int = Field(
+        default=5, ge=0, description="Consecutive failures of one downstream that open its breaker; 0: off."
+    )
+    upstream_breaker_cooldown_s: float = Field(
+        default=10.0, ge=0, description="How long an open breaker fails fast before one probe; 0: off."
+    )
+    internal_token: SecretStr | None = Field(
+        default=None,
+        validation_alias="RAG_INTERNAL_TOKEN",
+        description="Shared by all services (one env var, no prefix): internal services require it "
+        "in X-Internal-Token, clients send it.",
+    )
+    drain_delay_s: float = Field(
+        default=2.0, ge=0, description="After SIGTERM, /readyz answers 503 this long before listening stops."
+    )
+    drain_timeout_s: float = Field(
+        default=20.0, ge=0, description="Then in-flight requests and streams get this long to finish."
+    )
+    deprecated_routes: list[DeprecatedRoute] = Field(
+        default_factory=list,
+        description="JSON list of deprecated paths: their responses carry Deprecation, Sunset and Link headers.",
+    )

@@ -13,7 +13,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from . import redis_server
 from .processes import ServiceProcess, StartupError, start_service, stop_pid, wait_ready
-from .topology import LEAVES, SERVICES, service_env
+from .topology import LEAVES, SERVICES, new_internal_token, service_env
 
 
 class StackSettings(BaseSettings):
@@ -77,13 +77,16 @@ def _start(settings: StackSettings, name: str, env: dict[str, str]) -> ServicePr
     return service
 
 
-def _launch(settings: StackSettings, redis_url: str, started: list[ServiceProcess]) -> None:
+def _launch(
+    settings: StackSettings, redis_url: str, internal_token: str, started: list[ServiceProcess]
+) -> None:
     envs = service_env(
         settings.ports(),
         host=settings.host,
         data_dir=settings.run_dir / "data",
         redis_url=redis_url,
         api_key=settings.api_key,
+        internal_token=internal_token,
     )
     for wave in (LEAVES, ("orchestrator",), ("gateway",)):
         batch = [_start(settings, name, envs[name]) for name in wave]
@@ -102,9 +105,10 @@ def up(settings: StackSettings) -> int:
     settings.run_dir.mkdir(parents=True, exist_ok=True)
     started: list[ServiceProcess] = []
     redis_pid: int | None = None
+    internal_token = new_internal_token()
     try:
         redis_url, redis_pid = _ensure_redis(settings)
-        _launch(settings, redis_url, started)
+        _launch(settings, redis_url, internal_token, started)
     except StartupError as exc:
         print(f"Start-up failed: {exc}", file=sys.stderr)
         for service in reversed(started):
@@ -112,7 +116,12 @@ def up(settings: StackSettings) -> int:
         if redis_pid:
             stop_pid(redis_pid)
         return 1
-    state = {"pids": {s.name: s.process.pid for s in started}, "redis_pid": redis_pid}
+    # The token is kept for calling a service's own port directly (X-Internal-Token); .run is git-ignored.
+    state = {
+        "pids": {s.name: s.process.pid for s in started},
+        "redis_pid": redis_pid,
+        "internal_token": internal_token,
+    }
     settings.state_file.write_text(json.dumps(state))
     print(banner(settings))
     return 0

@@ -1,4 +1,4 @@
-"""Starting a service as a real uvicorn process and waiting until it is ready."""
+"""Starting a service as a real process (`python -m rag_common.serve`) and waiting until it is ready."""
 
 from __future__ import annotations
 
@@ -12,6 +12,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
+
+# SIGKILL only after the services' default drain (`drain_delay_s` 2 s + `drain_timeout_s` 20 s) had its
+# time: in-flight requests and streams finish when a service or the stack is stopped.
+STOP_TIMEOUT_S = 30.0
 
 
 class StartupError(RuntimeError):
@@ -35,7 +39,7 @@ class ServiceProcess:
             return ""
         return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
 
-    def stop(self, timeout_s: float = 10.0) -> None:
+    def stop(self, timeout_s: float = STOP_TIMEOUT_S) -> None:
         stop_pid(self.process.pid, timeout_s)
         self.process.wait(timeout=1)
 
@@ -44,8 +48,8 @@ def start_service(
     name: str, factory: str, *, host: str, port: int, env: dict[str, str], log_path: Path
 ) -> ServiceProcess:
     log_path.parent.mkdir(parents=True, exist_ok=True)
-    command = [sys.executable, "-m", "uvicorn", "--factory", factory, "--host", host, "--port", str(port)]
-    command += ["--no-access-log", "--timeout-graceful-shutdown", "10"]
+    command = [sys.executable, "-m", "rag_common.serve", "--factory", factory]
+    command += ["--host", host, "--port", str(port), "--no-access-log"]
     with log_path.open("ab") as log:
         process = subprocess.Popen(
             command, env=os.environ | env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
@@ -73,7 +77,7 @@ def wait_ready(service: ServiceProcess, timeout_s: float = 180.0) -> None:
     raise StartupError(f"{service.name} was not ready after {timeout_s:.0f} s:\n{service.log_tail()}")
 
 
-def stop_pid(pid: int, timeout_s: float = 10.0) -> bool:
+def stop_pid(pid: int, timeout_s: float = STOP_TIMEOUT_S) -> bool:
     """SIGTERM, then SIGKILL after `timeout_s`; False when no such process was running."""
     try:
         os.kill(pid, signal.SIGTERM)

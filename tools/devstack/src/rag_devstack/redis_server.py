@@ -68,10 +68,11 @@ def start_redis(port: int, data_dir: Path, log_path: Path, timeout_s: float = 10
         "127.0.0.1",
         "--dir",
         str(data_dir),
-        "--save",
-        "",
+        # An append-only file, so keys, limits and jobs survive a Redis restart.
         "--appendonly",
-        "no",
+        "yes",
+        "--appendfsync",
+        "everysec",
         "--daemonize",
         "no",
     ]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import secrets
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -23,18 +24,30 @@ SERVICES: tuple[ServiceSpec, ...] = (
     ServiceSpec("gateway", "rag_gateway.main:create_app", 8000),
 )
 LEAVES = ("embedding", "retrieval", "llm", "safety")
+INTERNAL_TOKEN_ENV = "RAG_INTERNAL_TOKEN"
+
+
+def new_internal_token() -> str:
+    """A fresh shared token for one run of the stack: internal services refuse calls without it."""
+    return secrets.token_urlsafe(32)
 
 
 def service_env(
-    ports: dict[str, int], *, host: str, data_dir: Path, redis_url: str, api_key: str
+    ports: dict[str, int],
+    *,
+    host: str,
+    data_dir: Path,
+    redis_url: str,
+    api_key: str,
+    internal_token: str,
 ) -> dict[str, dict[str, str]]:
     """Per service, the environment variables that point it at its neighbours."""
 
     def url(name: str) -> str:
         return f"http://{host}:{ports[name]}"
 
-    return {
-        "embedding": {},
+    wiring = {
+        "embedding": {"EMBEDDING_REDIS_URL": redis_url},
         "retrieval": {"RETRIEVAL_QDRANT_PATH": str(data_dir / "qdrant")},
         "llm": {},
         "safety": {},
@@ -51,3 +64,4 @@ def service_env(
             "GATEWAY_DEV_API_KEY": api_key,
         },
     }
+    return {name: {INTERNAL_TOKEN_ENV: internal_token} | env for name, env in wiring.items()}

@@ -1,0 +1,39 @@
+"""What a benchmark reports to `make bench`: its goals, the figure measured, and whether it was reached.
+
+Each script in `bench/` calls `record_goals(__file__, [...])` at the end; `bench/run_all.py` collects
+the files written during its run into the results table of `docs/benchmarks.md`.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+SUFFIX = ".goals.json"
+
+
+@dataclass(frozen=True, slots=True)
+class Goal:
+    """One goal of a benchmark: `ratio` is measured / in-run baseline when the goal is a ratio."""
+
+    goal: str
+    measured: str
+    reached: bool
+    ratio: float | None = None
+
+
+def goals_path(script: str | Path) -> Path:
+    path = Path(script)
+    return path.with_name(path.stem + SUFFIX)
+
+
+def record_goals(script: str | Path, goals: list[Goal]) -> Path:
+    """Write the goals next to the script (`<script>.goals.json`) and return the file."""
+    path = goals_path(script)
+    path.write_text(json.dumps([asdict(goal) for goal in goals], indent=2) + "\n")
+    return path
+
+
+def read_goals(path: Path) -> list[Goal]:
+    return [Goal(**item) for item in json.loads(path.read_text())]
