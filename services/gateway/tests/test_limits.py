@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import secrets
+from collections.abc import MutableMapping
 from pathlib import Path
+from typing import Any
 from urllib.parse import urlsplit
 
 import httpx
@@ -13,8 +15,10 @@ import redis
 from asgi_lifespan import LifespanManager
 
 from rag_common.contracts import ChatCompletionRequest, RagQuery
+from rag_common.http import ServiceClient
 from rag_devstack.processes import free_port
 from rag_devstack.redis_server import RedisServer, start_redis
+from rag_gateway import proxy
 from rag_gateway.limits import estimate_tokens
 from rag_gateway.main import create_app
 from rag_gateway.settings import Settings
@@ -212,3 +216,52 @@ async def test_a_request_estimated_above_the_token_limit_says_so(gateway: Gatewa
         response = await client.post("/v1/rag/query", json={"question": "q", "max_tokens": 100}, headers=key)
     assert response.status_code == 429
     assert "estimate (101)" in response.json()["detail"]
+
+
+# What the gateway sends itself; commandstats also counts the commands its scripts run inside Redis.
+ROUND_TRIP_COMMANDS = {"get", "mget", "set", "evalsha", "eval", "script|load", "multi", "exec"}
+
+
+def command_calls(r: redis.Redis) -> dict[str, int]:
+    stats = r.info("commandstats")
+    return {name.removeprefix("cmdstat_"): int(value["calls"]) for name, value in stats.items()}
+
+
+async def test_a_query_reads_the_key_then_admits_reserves_and_settles_after_answering(
+    gateway: GatewayFactory, redis_sync: redis.Redis
+) -> None:
+    async with gateway() as client:
+        await client.post("/v1/rag/query", json={"question": "warm up"}, headers=bearer(DEV_KEY))
+        redis_sync.config_resetstat()
+        response = await client.post("/v1/rag/query", json={"question": "usage=7"}, headers=bearer(DEV_KEY))
+    sent = {name: n for name, n in command_calls(redis_sync).items() if name in ROUND_TRIP_COMMANDS}
+    assert response.status_code == 200
+    assert sent == {"get": 1, "evalsha": 3}, "the key, the request, its token estimate, then the real usage"
+    assert window_total(redis_sync, "tokens-per-key", "key:dev") == 10 + 7
+    assert window_total(redis_sync, "per-key", "key:dev") == 2
+
+
+async def test_the_usage_is_settled_once_the_answer_has_been_sent(stand_in_url: str) -> None:
+    events: list[object] = []
+
+    async def on_usage(used: int | None) -> None:
+        events.append(("settled", used))
+
+    async def receive() -> dict[str, object]:
+        return {"type": "http.disconnect"}
+
+    async def send(message: MutableMapping[str, Any]) -> None:
+        events.append(message["type"])
+
+    client = ServiceClient("orchestrator", stand_in_url)
+    try:
+        response = await proxy.forward(
+            client, "/v1/rag/query", b'{"question": "usage=7"}', tenant="acme", headers={}, on_usage=on_usage
+        )
+        assert events == [], "nothing settled while the answer is still to be sent"
+        await response(
+            {"type": "http", "method": "POST", "path": "/v1/rag/query", "headers": []}, receive, send
+        )
+    finally:
+        await client.aclose()
+    assert events == ["http.response.start", "http.response.body", ("settled", 7)]

@@ -10,6 +10,7 @@ from pydantic import SecretStr
 from rag_common.errors import Unauthorized
 
 from . import apikeys as apikeys_service
+from . import jwt_auth as jwt_service
 from .adapters.redis_store import hash_key
 from .errors import Forbidden, KeyExpired
 from .ports import ApiKeyRecord, KeyStore, RateDecision, Scope
@@ -35,10 +36,16 @@ class Admin:
     tenant: str | None
 
 
-async def authenticate(api_key: str | None, *, keys: KeyStore) -> Caller:
-    """The stored record for a key; 401 when it is missing, unknown or expired."""
+async def authenticate(
+    api_key: str | None, *, keys: KeyStore, jwt: jwt_service.JwtVerifier | None = None
+) -> Caller:
+    """The stored record for a key, or a verified JWT's claims when JWT auth is on and the credential
+    is shaped like one; 401 when it is missing, unknown, expired or fails verification."""
     if not api_key:
         raise Unauthorized(MISSING_KEY)
+    if jwt is not None and jwt_service.looks_like_jwt(api_key):
+        token = await jwt_service.verify(api_key, verifier=jwt)
+        return Caller(key=token.record, subject=token.subject)
     record = await keys.lookup(api_key)
     if record is None:
         raise Unauthorized("The API key is not valid.")
@@ -52,8 +59,9 @@ async def authenticate(api_key: str | None, *, keys: KeyStore) -> Caller:
 
 def require_scope(caller: Caller, scope: Scope) -> None:
     if scope not in caller.key.scopes:
+        credential = "token" if caller.subject.startswith(jwt_service.SUBJECT_PREFIX) else "API key"
         raise Forbidden(
-            f"The API key lacks the '{scope}' scope this endpoint needs.",
+            f"The {credential} lacks the '{scope}' scope this endpoint needs.",
             extra={"required_scope": scope},
         )
 

@@ -19,6 +19,8 @@ from .ports import ApiKeyRecord, KeyStore, Scope
 # keeps that mapping unambiguous, and 32 characters leave room for collection names.
 TENANT_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_]{0,31}$"
 TenantName = Annotated[str, StringConstraints(pattern=TENANT_PATTERN)]
+# Checked against the safety service's policies only when the key is used (422 there if unknown).
+SafetyPolicyName = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$")]
 SECRET_PREFIX = "rag_"
 
 
@@ -29,6 +31,11 @@ class KeySpec(BaseModel):
     expires_at: datetime | None = Field(default=None, description="ISO 8601; without a zone, UTC.")
     requests_per_minute: int | None = Field(default=None, ge=1, description="Own limit; default: settings.")
     tokens_per_minute: int | None = Field(default=None, ge=1, description="Own limit; default: settings.")
+    safety_policy: SafetyPolicyName | None = Field(
+        default=None,
+        description="A policy of the safety service's SAFETY_POLICIES for this key's requests; default: the "
+        "tenant's. Not checked here: a name the safety service lacks makes the key's queries 422.",
+    )
 
     @field_validator("expires_at")
     @classmethod
@@ -48,6 +55,7 @@ class KeyView(BaseModel):
     requests_per_minute: int | None
     tokens_per_minute: int | None
     created_at: datetime | None
+    safety_policy: str | None = None
 
 
 class IssuedKey(KeyView):
@@ -73,6 +81,7 @@ def view(record: ApiKeyRecord) -> KeyView:
         requests_per_minute=record.requests_per_minute,
         tokens_per_minute=record.tokens_per_minute,
         created_at=record.created_at,
+        safety_policy=record.safety_policy,
     )
 
 
@@ -94,6 +103,7 @@ async def create(spec: KeySpec, *, store: KeyStore) -> IssuedKey:
         requests_per_minute=spec.requests_per_minute,
         tokens_per_minute=spec.tokens_per_minute,
         created_at=datetime.now(UTC).replace(microsecond=0),
+        safety_policy=spec.safety_policy,
     )
     secret = new_secret()
     await store.register(secret, record)

@@ -11,34 +11,45 @@ from rag_common.http import ServiceClient
 from . import access as access_service
 from . import limits as limits_service
 from .access import Admin, Caller
+from .jwt_auth import JwtVerifier
 from .ports import KeyStore, RateLimiter, Scope
 from .settings import Settings
 
-bearer = HTTPBearer(auto_error=False, description="The API key as a bearer token.")
+bearer = HTTPBearer(
+    auto_error=False, description="The API key, or a JWT from the identity provider when JWT auth is on."
+)
 api_key_header = APIKeyHeader(name="X-API-Key", auto_error=False)
 
+# Every dependency is `async def`: FastAPI runs a plain `def` one in a worker thread, a thread hop per
+# dependency per request, which was a large part of the gateway's own time.
 
-def get_orchestrator(request: Request) -> ServiceClient:
+
+async def get_orchestrator(request: Request) -> ServiceClient:
     client: ServiceClient = request.state.orchestrator
     return client
 
 
-def get_keys(request: Request) -> KeyStore:
+async def get_keys(request: Request) -> KeyStore:
     keys: KeyStore = request.state.keys
     return keys
 
 
-def get_limiter(request: Request) -> RateLimiter:
+async def get_limiter(request: Request) -> RateLimiter:
     limiter: RateLimiter = request.state.limiter
     return limiter
 
 
-def get_settings(request: Request) -> Settings:
+async def get_jwt(request: Request) -> JwtVerifier | None:
+    verifier: JwtVerifier | None = request.state.jwt
+    return verifier
+
+
+async def get_settings(request: Request) -> Settings:
     settings: Settings = request.state.settings
     return settings
 
 
-def get_api_key(
+async def get_api_key(
     credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)],
     header_key: Annotated[str | None, Depends(api_key_header)],
 ) -> str | None:
@@ -49,6 +60,7 @@ OrchestratorDep = Annotated[ServiceClient, Depends(get_orchestrator)]
 KeyStoreDep = Annotated[KeyStore, Depends(get_keys)]
 LimiterDep = Annotated[RateLimiter, Depends(get_limiter)]
 SettingsDep = Annotated[Settings, Depends(get_settings)]
+JwtDep = Annotated[JwtVerifier | None, Depends(get_jwt)]
 ApiKeyDep = Annotated[str | None, Depends(get_api_key)]
 
 
@@ -56,9 +68,9 @@ def caller_with(scope: Scope) -> Callable[..., Awaitable[Caller]]:
     """Authenticate, check the scope, then count the request (before the body is validated)."""
 
     async def get_caller(
-        api_key: ApiKeyDep, keys: KeyStoreDep, limiter: LimiterDep, settings: SettingsDep
+        api_key: ApiKeyDep, keys: KeyStoreDep, jwt: JwtDep, limiter: LimiterDep, settings: SettingsDep
     ) -> Caller:
-        caller = await access_service.authenticate(api_key, keys=keys)
+        caller = await access_service.authenticate(api_key, keys=keys, jwt=jwt)
         access_service.require_scope(caller, scope)
         return await limits_service.admit_request(caller, limiter=limiter, settings=settings)
 

@@ -21,6 +21,7 @@ from rag_common.contracts import (
     JobStatus,
     ModelList,
     NewCollection,
+    ReembedStatus,
 )
 
 from . import limits as limits_service
@@ -136,6 +137,30 @@ async def delete_collection(
     collection: CollectionName, caller: IngestCallerDep, orchestrator: OrchestratorDep
 ) -> Response:
     return await _forward(orchestrator, caller, "DELETE", f"/v1/collections/{collection}")
+
+
+@router.post(
+    "/collections/{collection}/reembed",
+    tags=["collections"],
+    status_code=status.HTTP_202_ACCEPTED,
+    responses={202: {"model": ReembedStatus}, **REFUSALS},
+)
+async def submit_reembed_job(
+    collection: CollectionName, caller: IngestCallerDep, orchestrator: OrchestratorDep
+) -> Response:
+    """Re-embeds the collection with the embedding model in service; it serves the old vectors until done."""
+    return await _forward(orchestrator, caller, "POST", f"/v1/collections/{collection}/reembed")
+
+
+@router.get(
+    "/collections/{collection}/reembed/{job_id}",
+    tags=["collections"],
+    responses={200: {"model": ReembedStatus}, **REFUSALS},
+)
+async def reembed_job(
+    collection: CollectionName, job_id: JobId, caller: IngestCallerDep, orchestrator: OrchestratorDep
+) -> Response:
+    return await _forward(orchestrator, caller, "GET", f"/v1/collections/{collection}/reembed/{job_id}")
 
 
 @router.get(

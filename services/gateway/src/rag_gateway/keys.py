@@ -41,6 +41,7 @@ def parser() -> argparse.ArgumentParser:
     expiry.add_argument("--expires-in-days", type=float)
     create.add_argument("--requests-per-minute", type=int)
     create.add_argument("--tokens-per-minute", type=int)
+    create.add_argument("--safety-policy", help="A policy name of the safety service (SAFETY_POLICIES).")
     listing = commands.add_parser("list", help="List keys (never their secrets).")
     listing.add_argument("--tenant")
     for name, text in (("rotate", "New secret for a key; the old one stops working."), ("revoke", "Revoke.")):
@@ -60,6 +61,7 @@ def _spec(args: argparse.Namespace) -> apikeys_service.KeySpec:
             "expires_at": expires_at,
             "requests_per_minute": args.requests_per_minute,
             "tokens_per_minute": args.tokens_per_minute,
+            "safety_policy": args.safety_policy,
         }
     )
 

@@ -12,22 +12,34 @@ from rag_common.app import create_service_app
 from rag_common.http import ServiceClient
 from rag_common.telemetry import setup_tracing
 
+from . import jwt_auth as jwt_service
 from .adapters import redis_limits, redis_store
 from .admin_routes import router as admin_router
 from .document_routes import router as document_router
+from .job_routes import router as job_router
 from .ports import ALL_SCOPES, ApiKeyRecord, KeyStore, RateLimiter
 from .routes import router
 from .settings import Settings
 from .timing import ServerTimingMiddleware
 
 DEV_KEY_ID = "dev"
-EXPOSED_HEADERS = ["RateLimit", "RateLimit-Policy", "Retry-After", "X-Request-ID", "Server-Timing"]
+EXPOSED_HEADERS = [
+    "RateLimit",
+    "RateLimit-Policy",
+    "Retry-After",
+    "X-Request-ID",
+    "Server-Timing",
+    "X-Model",
+    "X-Experiment",
+    "X-Variant",
+]
 
 
 class State(TypedDict):
     orchestrator: ServiceClient
     keys: KeyStore
     limiter: RateLimiter
+    jwt: jwt_service.JwtVerifier | None
     redis: redis_store.Redis
     settings: Settings
 
@@ -50,12 +62,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         if settings.dev_api_key and settings.dev_api_key.get_secret_value():
             record = ApiKeyRecord(tenant="dev", name="development", key_id=DEV_KEY_ID, scopes=ALL_SCOPES)
             await keys.register(settings.dev_api_key.get_secret_value(), record)
-        orchestrator = ServiceClient(
+        orchestrator = ServiceClient.from_settings(
             "orchestrator",
             settings.orchestrator_url,
+            settings,
             timeout_s=settings.orchestrator_timeout_s,
-            connect_timeout_s=settings.upstream_connect_timeout_s,
-            retries=settings.upstream_retries,
             tracer_provider=setup_tracing("gateway"),
         )
         limiter = redis_limits.RedisRateLimiter(redis)
@@ -64,6 +75,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                 "orchestrator": orchestrator,
                 "keys": keys,
                 "limiter": limiter,
+                "jwt": jwt_service.verifier_from(settings),
                 "redis": redis,
                 "settings": settings,
             }
@@ -75,8 +87,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         service="gateway",
         settings=settings,
         lifespan=lifespan,
-        routers=[router, document_router, admin_router],
+        routers=[router, document_router, job_router, admin_router],
         ready_check=redis_ready,
+        public=True,
         description="The public entry of the RAG platform: API keys, rate limits, RAG and OpenAI-compatible endpoints.",
     )
     app.add_middleware(ServerTimingMiddleware)

@@ -25,6 +25,7 @@ class ApiKeyRecord:
     requests_per_minute: int | None = None
     tokens_per_minute: int | None = None
     created_at: datetime | None = None
+    safety_policy: str | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -28,7 +28,13 @@ async def relay(
     payload = body.model_dump_json(exclude_unset=True).encode()
     if not isinstance(body, RagQuery | ChatCompletionRequest):
         return await proxy_service.forward(
-            orchestrator, path, payload, tenant=caller.tenant, headers=limits_service.headers(caller.rate)
+            orchestrator,
+            path,
+            payload,
+            tenant=caller.tenant,
+            headers=limits_service.headers(caller.rate),
+            safety_policy=caller.key.safety_policy,
+            caller_id=caller.subject,
         )
     estimate = limits_service.estimate_tokens(body, settings)
     reservation = await limits_service.reserve_tokens(caller, estimate, limiter=limiter, settings=settings)
@@ -44,6 +50,8 @@ async def relay(
             tenant=caller.tenant,
             headers=limits_service.headers(caller.rate, reservation.decision),
             on_usage=settle,
+            safety_policy=caller.key.safety_policy,
+            caller_id=caller.subject,
         )
     except ServiceError:
         await settle(0)  # refused or failed upstream before any generation: release the reservation

@@ -64,6 +64,7 @@ def encode(record: ApiKeyRecord) -> str:
             "requests_per_minute": record.requests_per_minute,
             "tokens_per_minute": record.tokens_per_minute,
             "created_at": record.created_at.isoformat() if record.created_at else None,
+            "safety_policy": record.safety_policy,
         }
     )
 
@@ -80,6 +81,7 @@ def decode(raw: bytes | str) -> ApiKeyRecord:
         requests_per_minute=data.get("requests_per_minute"),
         tokens_per_minute=data.get("tokens_per_minute"),
         created_at=_time(data.get("created_at")),
+        safety_policy=data.get("safety_policy"),
     )
 
 
