@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 
 from rag_common import metrics
 from rag_common.contracts import ChatCompletionResponse, RagAnswer, RagQuery, SearchRequest, SearchResponse
@@ -24,11 +24,13 @@ def _digest(material: dict[str, object]) -> str:
     return hashlib.sha256(json.dumps(material, sort_keys=True, default=str).encode()).hexdigest()
 
 
-def answer_key(query: RagQuery, *, version: int, model: str, prompt_version: str, mode: str) -> str:
-    material = {
+def _answer_settings(
+    query: RagQuery, *, version: int, model: str, prompt_version: str, mode: str
+) -> dict[str, object]:
+    """Everything an answer depends on except the question."""
+    return {
         "collection": query.collection,
         "version": version,
-        "question": normalise(query.question),
         "top_k": query.top_k,
         "filter": query.filter,
         "mode": mode,
@@ -37,7 +39,17 @@ def answer_key(query: RagQuery, *, version: int, model: str, prompt_version: str
         "max_tokens": query.max_tokens,
         "temperature": query.temperature,
     }
-    return "answer:" + _digest(material)
+
+
+def answer_key(query: RagQuery, *, version: int, model: str, prompt_version: str, mode: str) -> str:
+    material = _answer_settings(query, version=version, model=model, prompt_version=prompt_version, mode=mode)
+    return "answer:" + _digest(material | {"question": normalise(query.question)})
+
+
+def semantic_scope(query: RagQuery, *, version: int, model: str, prompt_version: str, mode: str) -> str:
+    """The questions whose answers a similar question may reuse: those of the exact key's settings."""
+    material = _answer_settings(query, version=version, model=model, prompt_version=prompt_version, mode=mode)
+    return "semantic:" + _digest(material)
 
 
 def search_key(collection: str, version: int, request: SearchRequest) -> str:
@@ -72,6 +84,12 @@ class NoCache:
     async def set_vectors(self, items: dict[str, list[float]]) -> None:
         return None
 
+    async def semantic_entries(self, scope: str) -> list[tuple[str, bytes]]:
+        return []
+
+    async def add_semantic_entry(self, scope: str, key: str, vector: bytes, *, max_entries: int) -> None:
+        return None
+
 
 DEFAULT_MODEL = "default"
 
@@ -83,13 +101,18 @@ def requested_model(configured: str | None) -> str:
 async def cached_answer(cache: Cache, key: str) -> RagAnswer | None:
     raw = await cache.get(key)
     metrics.record_cache_lookup("answer", hit=raw is not None)
-    return RagAnswer.model_validate_json(raw).model_copy(update={"cached": True}) if raw else None
+    return (
+        RagAnswer.model_validate_json(raw).model_copy(update={"cached": True, "cache": "exact"})
+        if raw
+        else None
+    )
 
 
-def store_key(key_for_model: Callable[[str], str], requested: str, completion: ChatCompletionResponse) -> str:
-    """A fallback's answer goes under the fallback model's key, never the requested model's."""
-    extra = completion.model_extra or {}
-    return key_for_model(completion.model) if extra.get("fallback_from") else key_for_model(requested)
+def stored_model(requested: str, completion: ChatCompletionResponse | None) -> str:
+    """A fallback's answer is cached under the fallback model, never the requested model."""
+    if completion is not None and (completion.model_extra or {}).get("fallback_from"):
+        return completion.model
+    return requested
 
 
 async def cached_search(cache: Cache, key: str) -> SearchResponse | None:

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable
+from typing import TypeVar
 
 from pydantic import ValidationError
 
@@ -16,15 +17,17 @@ from rag_common.contracts import (
     ChunkChoice,
     ChunkDelta,
     RagQuery,
+    SafetyVerdict,
     new_completion_id,
 )
 from rag_common.errors import ServiceError, UnprocessableContent
 
-from . import guard
+from . import guard, timing
 from . import rag as rag_service
 from .pipeline import Pipeline
 
 STREAM_END = "data: [DONE]\n\n"
+T = TypeVar("T")
 
 
 def rag_query_from(request: ChatCompletionRequest) -> RagQuery | None:
@@ -36,8 +39,8 @@ def rag_query_from(request: ChatCompletionRequest) -> RagQuery | None:
     if not users:
         raise UnprocessableContent("messages: a RAG chat needs at least one user message.")
     fields = {"question": users[-1].content, "collection": extra["collection"]}
-    fields |= {k: extra[k] for k in ("top_k", "filter") if k in extra}
-    fields |= {"max_tokens": request.max_tokens, "temperature": request.temperature}
+    fields |= {k: extra[k] for k in ("top_k", "filter", "tier", "user") if k in extra}
+    fields |= {"max_tokens": request.max_tokens, "temperature": request.temperature, "model": request.model}
     try:
         return RagQuery.model_validate(fields)
     except ValidationError as exc:
@@ -57,8 +60,8 @@ async def complete(request: ChatCompletionRequest, *, pipeline: Pipeline) -> Cha
         return await _plain(request, pipeline)
     retrieved = await rag_service.retrieve(query, pipeline)
     grounded = rag_service.grounded_request(query, retrieved, pipeline.settings, _history(request))
-    completion = await pipeline.generator.grounded(grounded)
-    output = await guard.check(pipeline, completion.choices[0].message.content, "output")
+    completion = await rag_service.generate(pipeline, grounded)
+    output = await _check_output(pipeline, completion.choices[0].message.content)
     blocked = output.verdict == "block"
     return ChatCompletionResponse(
         id=completion.id,
@@ -77,11 +80,9 @@ async def complete(request: ChatCompletionRequest, *, pipeline: Pipeline) -> Cha
 
 
 async def _plain(request: ChatCompletionRequest, pipeline: Pipeline) -> ChatCompletionResponse:
-    last_user = next((m for m in reversed(request.messages) if m.role == "user"), None)
-    if last_user is not None:
-        await guard.check(pipeline, last_user.content, "input")
-    completion = await pipeline.generator.chat(request)
-    output = await guard.check(pipeline, completion.choices[0].message.content, "output")
+    await _check_last_user(request, pipeline)
+    completion = await _generation(pipeline.generator.chat(request), pipeline)
+    output = await _check_output(pipeline, completion.choices[0].message.content)
     if output.verdict == "block":
         completion.choices[0].message.content = rag_service.WITHHELD_ANSWER
         completion.choices[0].finish_reason = "content_filter"
@@ -95,16 +96,29 @@ async def complete_stream(request: ChatCompletionRequest, *, pipeline: Pipeline)
     query = rag_query_from(request)
     citations: list[dict[str, object]] | None = None
     if query is None:
-        last_user = next((m for m in reversed(request.messages) if m.role == "user"), None)
-        if last_user is not None:
-            await guard.check(pipeline, last_user.content, "input")
-        chunks = await pipeline.generator.chat_stream(request)
+        await _check_last_user(request, pipeline)
+        chunks = await _generation(pipeline.generator.chat_stream(request), pipeline)
     else:
         retrieved = await rag_service.retrieve(query, pipeline)
         citations = [c.model_dump() for c in retrieved.citations]
         grounded = rag_service.grounded_request(query, retrieved, pipeline.settings, _history(request))
-        chunks = await pipeline.generator.grounded_stream(grounded)
+        chunks = await _generation(pipeline.generator.grounded_stream(grounded), pipeline)
     return _relay(pipeline, chunks, citations)
+
+
+async def _check_last_user(request: ChatCompletionRequest, pipeline: Pipeline) -> None:
+    last_user = next((m for m in reversed(request.messages) if m.role == "user"), None)
+    if last_user is not None:
+        await rag_service.check_input(pipeline, last_user.content)
+
+
+async def _check_output(pipeline: Pipeline, text: str) -> SafetyVerdict:
+    return await timing.timed("safety_out", guard.check(pipeline, text, "output"))
+
+
+async def _generation(call: Awaitable[T], pipeline: Pipeline) -> T:
+    """A completion, or the opening of a stream, within the llm deadline."""
+    return await timing.timed("generate", call, service="llm", timeout_s=pipeline.settings.llm_timeout_s)
 
 
 async def _relay(

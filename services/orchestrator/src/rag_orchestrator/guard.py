@@ -1,5 +1,6 @@
-"""The safety service as the workflow uses it: the tenant's policy, fail closed (or open), and the
-checks that only inform (grounding) never failing a request."""
+"""The safety service as the workflow uses it: the key's or tenant's policy, fail closed (or open),
+reversible redaction's mapping kept for the asker only, and the checks that only inform (grounding)
+never failing a request."""
 
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ from opentelemetry import trace
 from rag_common.contracts import Citation, Grounding, SafetyVerdict
 from rag_common.errors import SafetyBlocked, UpstreamUnavailable
 
-from . import tenancy
+from . import deanonymise, safety_policy, tenancy
 from .pipeline import Pipeline
 
 logger = logging.getLogger(__name__)
@@ -21,14 +22,21 @@ UNCHECKED = "unchecked"
 
 def _open_on(pipeline: Pipeline, exc: UpstreamUnavailable) -> bool:
     """True when the policy lets the request go on without the safety service."""
-    if exc.service != "safety" or not pipeline.settings.safety_fail_open:
+    if exc.service != "safety":
+        return False
+    policy, tenant = safety_policy.current(), tenancy.current()
+    if not safety_policy.fails_open(pipeline.settings, policy=policy, tenant=tenant):
         return False
     logger.warning("safety service unavailable, continuing unchecked (fail-open): %s", exc.detail)
     return True
 
 
 async def check(pipeline: Pipeline, text: str, direction: str) -> SafetyVerdict:
-    """A blocked question raises (400); a blocked answer comes back for the caller to withhold."""
+    """A blocked question raises (400); a blocked answer comes back for the caller to withhold.
+
+    A question's mapping (reversible redaction) goes to the request's `deanonymise` scope, never
+    further down the workflow.
+    """
     if not pipeline.settings.safety_enabled:
         return SafetyVerdict(verdict="allow", text=text)
     try:
@@ -40,7 +48,19 @@ async def check(pipeline: Pipeline, text: str, direction: str) -> SafetyVerdict:
         return SafetyVerdict(verdict=UNCHECKED, text=text, reasons=["the safety service was unavailable"])
     if verdict.verdict == "block" and direction == "input":
         raise SafetyBlocked(verdict.reasons, "question")
-    return verdict
+    if verdict.mapping is None:
+        return verdict
+    if direction == "input" and (pseudonyms := deanonymise.current()) is not None:
+        pseudonyms.keep(verdict.mapping)
+    return verdict.model_copy(update={"mapping": None})
+
+
+async def recall_pseudonyms(pipeline: Pipeline, question: str, answer: str) -> None:
+    """A cached answer skipped the input check; its placeholders need the question's numbering again
+    (the same question numbers its values the same way)."""
+    pseudonyms = deanonymise.current()
+    if pseudonyms is not None and pseudonyms.wanted_for(answer):
+        await check(pipeline, question, "input")
 
 
 async def screen(pipeline: Pipeline, citations: list[Citation]) -> tuple[list[Citation], int]:
@@ -73,7 +93,8 @@ async def ground(pipeline: Pipeline, answer: str, citations: list[Citation]) -> 
 
 
 _SENTENCE_END = re.compile(r"(?<=[.!?;:])\s+|\n+")
-_SEVERITY = {"allow": 0, UNCHECKED: 0, "redact": 1, "block": 2}
+# A stream with any unchecked window (safety down, failing open) reports `unchecked`, not `allow`.
+_SEVERITY = {"allow": 0, UNCHECKED: 1, "redact": 2, "block": 3}
 
 
 class OutputBlocked(Exception):

@@ -15,13 +15,24 @@ from rag_common.telemetry import setup_tracing
 
 from .adapters import redis_cache
 from .adapters.cached_embedder import CachedEmbedder
-from .adapters.http_clients import EmbeddingClient, LlmClient, RetrievalClient, SafetyClient
+from .adapters.deadline_safety import DeadlineSafety
+from .adapters.http_clients import EmbeddingClient, LlmClient, RerankClient, RetrievalClient, SafetyClient
+from .adapters.http_webhook import HttpWebhookSender
 from .adapters.redis_cache import RedisCache
+from .adapters.redis_generation_jobs import RedisGenerationJobs
 from .adapters.redis_jobs import RedisJobStore
+from .adapters.redis_memory import memory_for
+from .adapters.redis_reembed import RedisReembedStore
 from .cache import NoCache
+from .embedding_model import EmbeddingModel
+from .generation_job_routes import router as generation_job_router
+from .generation_jobs import GenerationJobStore
+from .generation_worker import GenerationWorker
 from .jobs import JobRunner
 from .pipeline import Pipeline
 from .ports import Cache
+from .reembed import ReembedRunner
+from .reembed_routes import router as reembed_router
 from .routes import router
 from .settings import Settings
 
@@ -31,18 +42,15 @@ logger = logging.getLogger(__name__)
 class State(TypedDict):
     pipeline: Pipeline
     jobs: JobRunner | None
+    generation_jobs: GenerationJobStore | None
+    reembed: ReembedRunner | None
     embedding_api: EmbeddingClient
     llm_api: LlmClient
 
 
 def _client(settings: Settings, service: str, base_url: str, timeout_s: float | None = None) -> ServiceClient:
-    return ServiceClient(
-        service,
-        base_url,
-        timeout_s=timeout_s or settings.upstream_timeout_s,
-        connect_timeout_s=settings.upstream_connect_timeout_s,
-        retries=settings.upstream_retries,
-        tracer_provider=setup_tracing("orchestrator"),
+    return ServiceClient.from_settings(
+        service, base_url, settings, timeout_s=timeout_s, tracer_provider=setup_tracing("orchestrator")
     )
 
 
@@ -73,6 +81,50 @@ async def _start_jobs(settings: Settings, redis: Redis | None, pipeline: Pipelin
     return runner
 
 
+async def _start_generation_jobs(
+    settings: Settings, redis: Redis | None, pipeline: Pipeline, stack: AsyncExitStack
+) -> GenerationJobStore | None:
+    """Generation jobs live in Redis; without it there are none (their endpoints answer 503)."""
+    if redis is None or not settings.redis_url:
+        return None
+    # Workers block on the queue for a poll, longer than the per-command timeout requests use.
+    queue = redis_cache.connect(settings.redis_url, settings.redis_timeout_s + settings.generation_job_poll_s)
+    stack.push_async_callback(queue.aclose)
+    sender = HttpWebhookSender(timeout_s=settings.webhook_timeout_s)
+    stack.push_async_callback(sender.aclose)
+    worker = GenerationWorker(
+        RedisGenerationJobs(queue, ttl_s=settings.generation_job_ttl_s), pipeline, sender, settings=settings
+    )
+    await worker.start()
+    stack.push_async_callback(worker.aclose)
+    return RedisGenerationJobs(redis, ttl_s=settings.generation_job_ttl_s)
+
+
+async def _start_reembed(
+    settings: Settings,
+    redis: Redis | None,
+    embedding: EmbeddingClient,
+    retrieval: RetrievalClient,
+    cache: Cache,
+) -> ReembedRunner | None:
+    """Re-embedding jobs live in Redis, like ingestion jobs; unfinished ones resume here."""
+    if redis is None:
+        return None
+    runner = ReembedRunner(
+        RedisReembedStore(redis, ttl_s=settings.job_ttl_s),
+        embedder=embedding,
+        retrieval=retrieval,
+        cache=cache,
+        batch_points=settings.reembed_batch_points,
+        backoff_s=settings.job_retry_backoff_s,
+    )
+    try:
+        await runner.resume()
+    except ServiceUnavailable as exc:
+        logger.warning("unfinished re-embedding jobs not resumed yet: %s", exc.detail)
+    return runner
+
+
 def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or Settings()
 
@@ -98,21 +150,32 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             if redis is not None:
                 stack.push_async_callback(redis.aclose)
             cache = _cache(settings, redis)
+            embedding_model = EmbeddingModel(ttl_s=settings.embedding_model_ttl_s)
+            embedding = EmbeddingClient(clients["embedding"], embedding_model)
+            retrieval = RetrievalClient(clients["retrieval"], embedding_model)
             pipeline = Pipeline(
-                embedder=CachedEmbedder(EmbeddingClient(clients["embedding"]), cache, namespace="default"),
-                retriever=RetrievalClient(clients["retrieval"]),
+                embedder=CachedEmbedder(embedding, cache, namespace=embedding_model),
+                retriever=retrieval,
                 generator=LlmClient(clients["llm"]),
-                safety=SafetyClient(clients["safety"]),
+                safety=DeadlineSafety(SafetyClient(clients["safety"]), timeout_s=settings.safety_timeout_s),
                 settings=settings,
                 cache=cache,
+                memory=memory_for(redis, max_turns=settings.memory_turns, ttl_s=settings.memory_ttl_s),
+                reranker=RerankClient(clients["embedding"]) if settings.rerank_enabled else None,
             )
             jobs = await _start_jobs(settings, redis, pipeline)
             if jobs is not None:
                 stack.push_async_callback(jobs.aclose)
+            generation_jobs = await _start_generation_jobs(settings, redis, pipeline, stack)
+            reembed = await _start_reembed(settings, redis, embedding, retrieval, cache)
+            if reembed is not None:
+                stack.push_async_callback(reembed.aclose)
             yield {
                 "pipeline": pipeline,
                 "jobs": jobs,
-                "embedding_api": EmbeddingClient(clients["embedding"]),
+                "generation_jobs": generation_jobs,
+                "reembed": reembed,
+                "embedding_api": embedding,
                 "llm_api": LlmClient(clients["llm"]),
             }
 
@@ -120,6 +183,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         service="orchestrator",
         settings=settings,
         lifespan=lifespan,
-        routers=[router],
+        routers=[router, generation_job_router, reembed_router],
         description="The RAG workflow and ingestion.",
     )

@@ -1,8 +1,9 @@
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
-from .ports import Cache, Embedder, Generator, Retriever, SafetyChecker
+from .memory import ConversationStore, NoMemory
+from .ports import Cache, Embedder, Generator, Reranker, Retriever, SafetyChecker
 from .settings import Settings
 
 
@@ -16,3 +17,5 @@ class Pipeline:
     safety: SafetyChecker
     settings: Settings
     cache: Cache
+    memory: ConversationStore = field(default_factory=NoMemory)
+    reranker: Reranker | None = None

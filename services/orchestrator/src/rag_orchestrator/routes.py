@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, File, Form, Response, UploadFile, status
+from fastapi import APIRouter, File, Form, Header, Response, UploadFile, status
 from fastapi.responses import StreamingResponse
 
 from rag_common.contracts import (
@@ -30,25 +30,38 @@ from . import collections as collections_service
 from . import documents as documents_service
 from . import ingest as ingest_service
 from . import rag as rag_service
+from . import router as model_router
 from . import streaming as streaming_service
-from . import tenancy
+from . import tenancy, timing
 from . import uploads as uploads_service
 from .deps import EmbeddingApiDep, JobsDep, LlmApiDep, PipelineDep, TenantDep
 
 router = APIRouter(prefix="/v1")
 SSE_HEADERS = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
+CallerHeader = Annotated[
+    str | None,
+    Header(
+        alias=model_router.CALLER_HEADER,
+        description="Set by the gateway: the caller's key id or hashed subject, sticky key of A/B experiments.",
+    ),
+]
 
 
 @router.post("/rag/query", response_model=RagAnswer, tags=["rag"])
 async def rag_query(
-    body: RagQuery, pipeline: PipelineDep, tenant: TenantDep
+    body: RagQuery, pipeline: PipelineDep, tenant: TenantDep, response: Response, caller: CallerHeader = None
 ) -> RagAnswer | StreamingResponse:
     query = tenancy.scoped_query(body, tenant)
+    timings = timing.begin()
     with tenancy.tenant_errors(tenant):
+        routed = model_router.route(query, tenant, pipeline, caller=caller)
         if body.stream:
-            events = await streaming_service.answer_stream(query, pipeline=pipeline)
-            return StreamingResponse(events, media_type="text/event-stream", headers=SSE_HEADERS)
-        return await rag_service.answer(query, pipeline=pipeline)
+            events = await streaming_service.answer_stream(query, pipeline=routed.pipeline)
+            headers = SSE_HEADERS | timings.header(last="ttfb") | routed.headers()
+            return StreamingResponse(events, media_type="text/event-stream", headers=headers)
+        answer = await rag_service.answer(query, pipeline=routed.pipeline, restore_pii=True)
+    response.headers.update(timings.header() | routed.headers(answer.model))
+    return routed.finish(answer, timings.elapsed())
 
 
 @router.post("/documents", response_model=IngestResponse, tags=["documents"])
@@ -60,14 +73,23 @@ async def ingest_documents(body: IngestRequest, pipeline: PipelineDep, tenant: T
 
 @router.post("/chat/completions", response_model=ChatCompletionResponse, tags=["chat"])
 async def chat_completions(
-    body: ChatCompletionRequest, pipeline: PipelineDep, tenant: TenantDep
+    body: ChatCompletionRequest,
+    pipeline: PipelineDep,
+    tenant: TenantDep,
+    response: Response,
+    caller: CallerHeader = None,
 ) -> ChatCompletionResponse | StreamingResponse:
     request = tenancy.scoped_chat(body, tenant)
+    timings = timing.begin()
     with tenancy.tenant_errors(tenant):
+        routed = model_router.route_chat(request, tenant, pipeline, caller=caller)
         if body.stream:
-            chunks = await chat_service.complete_stream(request, pipeline=pipeline)
-            return StreamingResponse(chunks, media_type="text/event-stream", headers=SSE_HEADERS)
-        return await chat_service.complete(request, pipeline=pipeline)
+            chunks = await chat_service.complete_stream(request, pipeline=routed.pipeline)
+            headers = SSE_HEADERS | timings.header(last="ttfb") | routed.headers()
+            return StreamingResponse(chunks, media_type="text/event-stream", headers=headers)
+        completion = await chat_service.complete(request, pipeline=routed.pipeline)
+    response.headers.update(timings.header() | routed.headers(completion.model))
+    return completion
 
 
 @router.post(

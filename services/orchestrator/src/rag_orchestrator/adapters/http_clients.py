@@ -14,6 +14,7 @@ from rag_common.contracts import (
     CollectionCreate,
     CollectionInfo,
     CollectionList,
+    CollectionReplace,
     DeleteRequest,
     DeleteResponse,
     DocumentCount,
@@ -27,6 +28,8 @@ from rag_common.contracts import (
     PassageScreening,
     PassageScreeningRequest,
     Point,
+    RerankRequest,
+    RerankResponse,
     SafetyCheckRequest,
     SafetyVerdict,
     ScrollRequest,
@@ -37,46 +40,97 @@ from rag_common.contracts import (
     StoredPoint,
     UpsertRequest,
     UpsertResponse,
+    WriteLock,
 )
 from rag_common.errors import UpstreamUnavailable
 from rag_common.http import ServiceClient
+
+from .. import safety_policy
+from ..embedding_model import EmbeddingModel, vectors_made_by
 
 STREAM_END = "[DONE]"
 
 
 class EmbeddingClient:
-    def __init__(self, client: ServiceClient) -> None:
+    def __init__(self, client: ServiceClient, model: EmbeddingModel | None = None) -> None:
         self._client = client
+        self.model = model or EmbeddingModel()
 
     async def embed(self, texts: list[str]) -> list[list[float]]:
+        return (await self.embed_with_model(texts))[1]
+
+    async def embed_with_model(self, texts: list[str]) -> tuple[str, list[list[float]]]:
         response = await self.create(EmbeddingRequest(input=texts))
         ordered = sorted(response.data, key=lambda item: item.index)
-        return [item.embedding for item in ordered if isinstance(item.embedding, list)]
+        return vectors_made_by(response), [
+            item.embedding for item in ordered if isinstance(item.embedding, list)
+        ]
 
     async def create(self, request: EmbeddingRequest) -> EmbeddingResponse:
         """The OpenAI-shaped call as a client sent it (the gateway's `/v1/embeddings`)."""
-        return await self._client.call(
+        response = await self._client.call(
             "POST", "/v1/embeddings", EmbeddingResponse, body=request, idempotent=True
         )
+        self.model.observe(vectors_made_by(response))
+        return response
 
 
-class RetrievalClient:
+class RerankClient:
+    """The cross-encoder behind the embedding service's `/v1/rerank`."""
+
     def __init__(self, client: ServiceClient) -> None:
         self._client = client
 
+    async def rerank(self, query: str, documents: list[str], top_n: int) -> list[int]:
+        request = RerankRequest(query=query, documents=documents, top_n=top_n)
+        response = await self._client.call(
+            "POST", "/v1/rerank", RerankResponse, body=request, idempotent=True
+        )
+        return [result.index for result in response.results]
+
+
+class RetrievalClient:
+    """Every collection, upsert and search declares the embedding model of its vectors (`model.last`)."""
+
+    def __init__(self, client: ServiceClient, model: EmbeddingModel | None = None) -> None:
+        self._client = client
+        self._model = model or EmbeddingModel()
+
     async def ensure_collection(self, name: str, vector_size: int) -> CollectionInfo:
-        spec = CollectionCreate(name=name, vector_size=vector_size)
+        return await self.create_collection(name, vector_size, self._model.last)
+
+    async def create_collection(self, name: str, vector_size: int, model: str | None) -> CollectionInfo:
+        spec = CollectionCreate(name=name, vector_size=vector_size, embedding_model=model)
         return await self._client.call("POST", "/v1/collections", CollectionInfo, body=spec, idempotent=True)
 
+    async def get_collection(self, name: str) -> CollectionInfo:
+        return await self._client.call("GET", f"/v1/collections/{name}", CollectionInfo, idempotent=True)
+
     async def upsert(self, collection: str, points: list[Point]) -> int:
+        return await self.upsert_model(collection, points, self._model.last)
+
+    async def upsert_model(self, collection: str, points: list[Point], model: str | None) -> int:
         response = await self._client.call(
             "PUT",
             f"/v1/collections/{collection}/points",
             UpsertResponse,
-            body=UpsertRequest(points=points),
+            body=UpsertRequest(points=points, embedding_model=model),
             idempotent=True,
         )
         return response.upserted
+
+    async def replace(self, name: str, source: str) -> CollectionInfo:
+        body = CollectionReplace(source=source)
+        path = f"/v1/collections/{name}/replace"
+        return await self._client.call("POST", path, CollectionInfo, body=body, idempotent=True)
+
+    async def set_write_lock(self, name: str, owner: str | None) -> CollectionInfo:
+        path = f"/v1/collections/{name}/write-lock"
+        if owner is None:
+            return await self._client.call("DELETE", path, CollectionInfo, idempotent=True)
+        return await self._client.call(
+            "PUT", path, CollectionInfo, body=WriteLock(owner=owner), idempotent=True
+        )
 
     async def list_collections(self) -> list[CollectionInfo]:
         response = await self._client.call("GET", "/v1/collections", CollectionList, idempotent=True)
@@ -91,9 +145,11 @@ class RetrievalClient:
         return response.deleted
 
     async def scroll(self, collection: str, request: ScrollRequest) -> list[StoredPoint]:
+        return (await self.scroll_page(collection, request)).points
+
+    async def scroll_page(self, collection: str, request: ScrollRequest) -> ScrollResponse:
         path = f"/v1/collections/{collection}/points/scroll"
-        response = await self._client.call("POST", path, ScrollResponse, body=request, idempotent=True)
-        return response.points
+        return await self._client.call("POST", path, ScrollResponse, body=request, idempotent=True)
 
     async def document_counts(self, collection: str) -> list[DocumentCount]:
         path = f"/v1/collections/{collection}/documents"
@@ -101,6 +157,8 @@ class RetrievalClient:
         return response.documents
 
     async def search(self, collection: str, query: SearchRequest) -> list[SearchHit]:
+        if query.embedding_model is None and query.vector is not None:
+            query = query.model_copy(update={"embedding_model": self._model.last})
         response = await self._client.call(
             "POST", f"/v1/collections/{collection}/search", SearchResponse, body=query, idempotent=True
         )
@@ -146,15 +204,19 @@ class LlmClient:
 
 
 class SafetyClient:
+    """Each check names the request's safety policy (its API key's, `safety_policy.current()`), if any."""
+
     def __init__(self, client: ServiceClient) -> None:
         self._client = client
 
     async def check(self, text: str, direction: str, tenant: str | None = None) -> SafetyVerdict:
-        request = SafetyCheckRequest.model_validate({"text": text, "direction": direction, "tenant": tenant})
+        request = SafetyCheckRequest.model_validate(
+            {"text": text, "direction": direction, "tenant": tenant, "policy": safety_policy.current()}
+        )
         return await self._client.call("POST", "/v1/check", SafetyVerdict, body=request, idempotent=True)
 
     async def screen(self, passages: list[str], tenant: str | None = None) -> list[int]:
-        request = PassageScreeningRequest(passages=passages, tenant=tenant)
+        request = PassageScreeningRequest(passages=passages, tenant=tenant, policy=safety_policy.current())
         response = await self._client.call(
             "POST", "/v1/check/passages", PassageScreening, body=request, idempotent=True
         )

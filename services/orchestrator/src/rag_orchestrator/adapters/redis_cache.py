@@ -6,6 +6,7 @@ from __future__ import annotations
 import logging
 from array import array
 from collections.abc import Sequence
+from typing import cast
 
 from redis.asyncio import BlockingConnectionPool, Redis
 from redis.exceptions import RedisError
@@ -15,6 +16,7 @@ from rag_common.errors import UpstreamUnavailable
 logger = logging.getLogger(__name__)
 
 PREFIX = "rag:cache:"
+ENTRY_SEPARATOR = b"\x00"
 
 
 def connect(url: str, timeout_s: float) -> Redis:
@@ -85,3 +87,31 @@ class RedisCache:
                 await pipe.execute()
         except RedisError as exc:
             logger.warning("cache write skipped, Redis unreachable: %s", exc)
+
+    async def semantic_entries(self, scope: str) -> list[tuple[str, bytes]]:
+        """The scope's (answer key, question vector) entries, newest first, in one round trip."""
+        try:
+            raws = cast("list[bytes]", await self._redis.lrange(PREFIX + scope, 0, -1))
+        except RedisError as exc:
+            logger.warning("cache bypassed, Redis unreachable: %s", exc)
+            return []
+        return [_split_entry(raw) for raw in raws]
+
+    async def add_semantic_entry(self, scope: str, key: str, vector: bytes, *, max_entries: int) -> None:
+        """Newest first; the oldest entries beyond `max_entries` are dropped, the list lives the TTL."""
+        entry = key.encode() + ENTRY_SEPARATOR + vector
+        try:
+            async with self._redis.pipeline(transaction=True) as pipe:
+                pipe.lrem(PREFIX + scope, 0, entry)  # type: ignore[arg-type]  # bytes are sent as is
+                pipe.lpush(PREFIX + scope, entry)
+                pipe.ltrim(PREFIX + scope, 0, max_entries - 1)
+                pipe.expire(PREFIX + scope, self._ttl_s)
+                await pipe.execute()
+        except RedisError as exc:
+            logger.warning("cache write skipped, Redis unreachable: %s", exc)
+
+
+def _split_entry(raw: bytes) -> tuple[str, bytes]:
+    """Answer keys are ASCII, so the first separator ends the key whatever bytes the vector holds."""
+    key, vector = raw.split(ENTRY_SEPARATOR, 1)
+    return key.decode(), vector
