@@ -1,4 +1,7 @@
-"""Dynamic batching: concurrent requests merged into one model batch, each waiting a bounded time."""
+"""Dynamic batching: concurrent requests merged into one model batch, each waiting a bounded time.
+
+The requests queued and not yet taken into a batch are the `rag_queue_depth{queue="embedding"}` gauge.
+"""
 
 from __future__ import annotations
 
@@ -6,6 +9,8 @@ import asyncio
 from dataclasses import dataclass, field
 
 from starlette.concurrency import run_in_threadpool
+
+from rag_common.metrics import QUEUE_DEPTH
 
 from .ports import Embedder
 
@@ -32,6 +37,8 @@ class DynamicBatcher:
         self._max_wait_s = max_wait_s
         self._queue: asyncio.Queue[_Pending] = asyncio.Queue()
         self._worker: asyncio.Task[None] | None = None
+        self._depth = QUEUE_DEPTH.labels(queue="embedding")
+        self._depth.set(0)
         self.batches = 0
 
     def start(self) -> None:
@@ -43,10 +50,12 @@ class DynamicBatcher:
             await asyncio.gather(self._worker, return_exceptions=True)
         while not self._queue.empty():
             self._queue.get_nowait().future.cancel()
+        self._depth.set(0)
 
     async def embed(self, texts: list[str]) -> Embedded:
         future: asyncio.Future[Embedded] = asyncio.get_running_loop().create_future()
         await self._queue.put(_Pending(texts, future))
+        self._depth.set(self._queue.qsize())
         return await future
 
     async def _run(self) -> None:
@@ -70,6 +79,7 @@ class DynamicBatcher:
                 break
             batch.append(item)
             size += len(item.texts)
+        self._depth.set(self._queue.qsize())
         return batch
 
     async def _encode(self, batch: list[_Pending]) -> None:

@@ -4,19 +4,19 @@ from typing import Annotated
 
 from fastapi import Depends, Request
 
-from .batching import DynamicBatcher
-from .ports import Embedder
+from .ports import Reranker, VectorCache
 from .settings import Settings
+from .swaps import EmbedderFactory, EmbedderSlot
 
 
-def get_embedder(request: Request) -> Embedder:
-    embedder: Embedder = request.state.embedder
-    return embedder
+def get_slot(request: Request) -> EmbedderSlot:
+    slot: EmbedderSlot = request.state.slot
+    return slot
 
 
-def get_batcher(request: Request) -> DynamicBatcher:
-    batcher: DynamicBatcher = request.state.batcher
-    return batcher
+def get_factory(request: Request) -> EmbedderFactory:
+    factory: EmbedderFactory = request.state.factory
+    return factory
 
 
 def get_settings(request: Request) -> Settings:
@@ -24,6 +24,18 @@ def get_settings(request: Request) -> Settings:
     return settings
 
 
-EmbedderDep = Annotated[Embedder, Depends(get_embedder)]
-BatcherDep = Annotated[DynamicBatcher, Depends(get_batcher)]
+def get_cache(request: Request) -> VectorCache | None:
+    cache: VectorCache | None = request.state.cache
+    return cache
+
+
+def get_reranker(request: Request) -> Reranker | None:
+    reranker: Reranker | None = request.state.reranker
+    return reranker
+
+
+SlotDep = Annotated[EmbedderSlot, Depends(get_slot)]
+FactoryDep = Annotated[EmbedderFactory, Depends(get_factory)]
 SettingsDep = Annotated[Settings, Depends(get_settings)]
+CacheDep = Annotated[VectorCache | None, Depends(get_cache)]
+RerankerDep = Annotated[Reranker | None, Depends(get_reranker)]

