@@ -10,6 +10,7 @@ from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
+from rag_common.model_slots import MODEL_VERSION_ATTRIBUTE
 from rag_common.telemetry import setup_tracing
 from rag_llm import observe
 from rag_llm.backends.llamacpp import LlamaCppBackend
@@ -54,6 +55,9 @@ async def test_a_stream_records_usage_and_token_timings(
 
     attributes = generation_span(exporter).attributes or {}
     assert attributes[observe.REQUEST_MODEL] == attributes[observe.RESPONSE_MODEL] == MODEL
+    assert (
+        attributes[MODEL_VERSION_ATTRIBUTE] == response.headers["X-Model-Version"] == final["model_version"]
+    )
     assert number(attributes, observe.INPUT_TOKENS) == final["usage"]["prompt_tokens"] > 5
     assert number(attributes, observe.OUTPUT_TOKENS) == final["usage"]["completion_tokens"] == 8
     assert tuple(attributes[observe.FINISH_REASONS]) == ("length",)  # type: ignore[arg-type]

@@ -5,6 +5,7 @@ model, token usage, finish reasons). Time to first token and time per output tok
 names of the conventions' server metrics (`gen_ai.server.time_to_first_token`,
 `gen_ai.server.time_per_output_token`, in seconds) as span attributes, for streams only: a
 non-streamed answer has no first token to time, the span's own duration says how long it took.
+`gen_ai.response.model` is the served name; `rag.model.version` says which version of it generated.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from opentelemetry.trace import Span
 
 from rag_common import metrics
 from rag_common.contracts import Usage
+from rag_common.model_slots import MODEL_VERSION_ATTRIBUTE
 
 from .ports import SamplingParams
 from .routing import Served
@@ -42,6 +44,7 @@ def record_asked(span: Span, model: str, params: SamplingParams) -> None:
 
 def record_served(span: Span, served: Served) -> None:
     span.set_attribute(RESPONSE_MODEL, served.model)
+    span.set_attribute(MODEL_VERSION_ATTRIBUTE, served.version)
     if served.fallback:
         span.set_attribute(FALLBACK_FROM, served.requested)
 

@@ -12,11 +12,14 @@ from rag_common.contracts import (
     ModelCard,
     ModelList,
 )
+from rag_common.model_slots import ModelSlotInfo, ModelSlotList
 
 from . import service as llm_service
-from .deps import DefaultsDep, RouterDep
+from . import swaps as swap_service
+from .deps import DefaultsDep, FactoryDep, RouterDep, SettingsDep
 
 router = APIRouter(prefix="/v1", tags=["llm"])
+admin_router = APIRouter(prefix="/v1/admin", tags=["admin"])
 
 SSE_HEADERS = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
 STREAM_RESPONSE: dict[int | str, dict[str, Any]] = {
@@ -60,3 +63,28 @@ async def create_grounded_completion(
 @router.get("/models", response_model=ModelList)
 async def list_models(router: RouterDep) -> ModelList:
     return ModelList(data=[ModelCard(id=name) for name in router.names])
+
+
+@admin_router.get("/models", response_model=ModelSlotList)
+async def list_model_versions(router: RouterDep) -> ModelSlotList:
+    """Each served model's current version, and any version loading or draining, with requests in flight."""
+    return router.describe()
+
+
+@admin_router.post(
+    "/models/{name}/load",
+    response_model=ModelSlotInfo,
+    responses={
+        409: {"description": "A swap of this model is already running, or the version already serves."},
+        422: {"description": "The new version failed to load or its check; the old one keeps serving."},
+    },
+)
+async def load_model_version(
+    name: str,
+    body: swap_service.LoadModelRequest,
+    router: RouterDep,
+    settings: SettingsDep,
+    factory: FactoryDep,
+) -> ModelSlotInfo:
+    """Load a new version beside the current one, warm and check it, then switch new requests to it."""
+    return await swap_service.load_version(name, body, router=router, settings=settings, factory=factory)

@@ -13,15 +13,16 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import AsyncGenerator, Awaitable, Callable, Iterator, Mapping, Sequence
-from contextlib import AbstractContextManager, ExitStack, contextmanager, nullcontext
+from contextlib import AbstractContextManager, AsyncExitStack, contextmanager, nullcontext
 from dataclasses import dataclass
 from typing import TypeVar
 
+from rag_common.breaker import CircuitBreaker
 from rag_common.contracts import ChatMessage
 from rag_common.errors import ServiceError, ServiceUnavailable, UpstreamUnavailable
+from rag_common.model_slots import MODEL_VERSION_HEADER, ModelSlot, ModelSlotList
 
 from .admission import AdmissionGate
-from .breaker import CircuitBreaker
 from .errors import BACKEND_SERVICE, BackendFailure, ModelNotServed
 from .ports import ChatBackend, Completion, SamplingParams, StreamEvent
 
@@ -39,14 +40,20 @@ class BreakerOpen(UpstreamUnavailable):
 
 @dataclass(slots=True)
 class ModelEntry:
-    backend: ChatBackend
+    slot: ModelSlot[ChatBackend]
+    """The version serving this name now; a swap replaces it while the breaker and queue stay."""
     breaker: CircuitBreaker
     gate: AdmissionGate | None
     """Local models only: remote servers queue on their own side."""
 
     @property
     def name(self) -> str:
-        return self.backend.model_name
+        return self.slot.name
+
+    @property
+    def backend(self) -> ChatBackend:
+        """The current version's backend, for what needs no held version (counting prompt tokens)."""
+        return self.slot.current.model
 
     def admit(self) -> AbstractContextManager[None]:
         return self.gate.slot() if self.gate is not None else nullcontext()
@@ -63,14 +70,17 @@ class RetryPolicy:
 
 @dataclass(frozen=True, slots=True)
 class Served:
-    """Who answered a request: `model` differs from `requested` when a fallback did."""
+    """Who answered a request: `model` differs from `requested` when a fallback did; `version` is
+    the model version that generated it."""
 
     requested: str
     model: str
+    version: str
 
     @property
     def headers(self) -> dict[str, str]:
-        return {FALLBACK_HEADER: f"{self.requested}->{self.model}"} if self.fallback else {}
+        fallback = {FALLBACK_HEADER: f"{self.requested}->{self.model}"} if self.fallback else {}
+        return {MODEL_VERSION_HEADER: self.version} | fallback
 
     @property
     def fallback(self) -> bool:
@@ -134,47 +144,61 @@ class ModelRouter:
             raise ModelNotServed(name, self.names)
         return self._entries[name]
 
-    def backends(self) -> list[ChatBackend]:
-        return [entry.backend for entry in self._entries.values()]
+    def describe(self) -> ModelSlotList:
+        return ModelSlotList(models=[entry.slot.describe() for entry in self._entries.values()])
+
+    async def aclose(self) -> None:
+        for entry in self._entries.values():
+            await entry.slot.aclose()
 
     async def complete(
         self, requested: str | None, messages: Sequence[ChatMessage], params: SamplingParams
     ) -> tuple[Completion, Served]:
-        async def attempt(entry: ModelEntry) -> Completion:
-            with entry.admit():
-                return await self._with_retries(entry, lambda: entry.backend.complete(messages, params))
+        async def attempt(entry: ModelEntry) -> tuple[Completion, str]:
+            async with entry.slot.acquire() as version:
+                with entry.admit():
+                    completion = await self._with_retries(
+                        entry, lambda: version.model.complete(messages, params)
+                    )
+            return completion, version.version
 
         return await self._through_chain(requested, attempt)
 
     async def open_stream(
         self, requested: str | None, messages: Sequence[ChatMessage], params: SamplingParams
     ) -> OpenStream:
-        """Start generating; the returned events hold the model's queue place until closed."""
+        """Start generating; the returned events hold the model version and its queue place until closed."""
 
-        async def attempt(entry: ModelEntry) -> tuple[StreamEvent, AsyncGenerator[StreamEvent, None]]:
-            with ExitStack() as stack:
+        async def attempt(
+            entry: ModelEntry,
+        ) -> tuple[tuple[StreamEvent, AsyncGenerator[StreamEvent, None]], str]:
+            async with AsyncExitStack() as stack:
+                version = await stack.enter_async_context(entry.slot.acquire())
                 stack.enter_context(entry.admit())
-                first, events = await self._with_retries(entry, lambda: _first_event(entry, messages, params))
-                held = stack.pop_all()  # from here on the stream releases the queue place
-            return first, _guarded(events, entry.breaker, held)
+                backend = version.model
+                first, events = await self._with_retries(
+                    entry, lambda: _first_event(backend, messages, params)
+                )
+                held = stack.pop_all()  # from here on the stream releases the version and queue place
+            return (first, _guarded(events, entry.breaker, held)), version.version
 
         (first, events), served = await self._through_chain(requested, attempt)
         return OpenStream(first=first, events=events, served=served)
 
     async def _through_chain(
-        self, requested: str | None, attempt: Callable[[ModelEntry], Awaitable[T]]
+        self, requested: str | None, attempt: Callable[[ModelEntry], Awaitable[tuple[T, str]]]
     ) -> tuple[T, Served]:
         primary = self.entry(requested)
         chain = [primary, *(self._entries[name] for name in self._fallbacks.get(primary.name, []))]
         failure: ServiceUnavailable | None = None
         for entry in chain:
             try:
-                result = await attempt(entry)
+                result, version = await attempt(entry)
             except ServiceUnavailable as exc:
                 logger.warning("model %s unavailable: %s", entry.name, exc.detail)
                 failure = exc
                 continue
-            return result, Served(requested=primary.name, model=entry.name)
+            return result, Served(requested=primary.name, model=entry.name, version=version)
         assert failure is not None
         raise failure
 
@@ -193,15 +217,15 @@ class ModelRouter:
 
 
 async def _first_event(
-    entry: ModelEntry, messages: Sequence[ChatMessage], params: SamplingParams
+    backend: ChatBackend, messages: Sequence[ChatMessage], params: SamplingParams
 ) -> tuple[StreamEvent, AsyncGenerator[StreamEvent, None]]:
-    events = entry.backend.stream(messages, params)
+    events = backend.stream(messages, params)
     first = await anext(events)  # an error here has finalized `events` already
     return first, events
 
 
 async def _guarded(
-    events: AsyncGenerator[StreamEvent, None], breaker: CircuitBreaker, held: ExitStack
+    events: AsyncGenerator[StreamEvent, None], breaker: CircuitBreaker, held: AsyncExitStack
 ) -> AsyncGenerator[StreamEvent, None]:
     """Pass the rest of a stream on; a mid-stream backend failure counts against the breaker."""
     try:
@@ -212,4 +236,4 @@ async def _guarded(
         raise
     finally:
         await events.aclose()
-        held.close()
+        await held.aclose()

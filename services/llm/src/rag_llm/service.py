@@ -115,6 +115,7 @@ async def _complete(
     observe.record_result(span, completion.usage, completion.finish_reason, served.model)
     response = ChatCompletionResponse(
         model=served.model,
+        model_version=served.version,
         choices=[
             ChatChoice(
                 message=ChatMessage(role="assistant", content=completion.text),
@@ -122,9 +123,8 @@ async def _complete(
             )
         ],
         usage=completion.usage,
-        **_fallback_fields(served),
     )
-    return Answer(response=response, headers=served.headers)
+    return Answer(response=response.model_copy(update=_fallback_fields(served)), headers=served.headers)
 
 
 def _fallback_fields(served: Served) -> dict[str, str]:
@@ -147,7 +147,7 @@ async def _open_stream(
     observe.record_served(span, opened.served)
     fields = (first_fields or {}) | _fallback_fields(opened.served)
     lines = _sse_lines(
-        opened, _ChunkWriter(opened.served.model, fields), _StreamSpan(span, timer, opened.served.model)
+        opened, _ChunkWriter(opened.served, fields), _StreamSpan(span, timer, opened.served.model)
     )
     return OpenedStream(lines=lines, headers=opened.served.headers)
 
@@ -189,10 +189,11 @@ async def _sse_lines(opened: OpenStream, chunks: _ChunkWriter, span: _StreamSpan
 class _ChunkWriter:
     """Chunks of one stream share an id and a creation time."""
 
-    def __init__(self, model: str, first_fields: dict[str, Any]) -> None:
+    def __init__(self, served: Served, first_fields: dict[str, Any]) -> None:
         self._id = new_completion_id()
         self._created = int(time.time())
-        self._model = model
+        self._model = served.model
+        self._version = served.version
         self._first_fields = first_fields
 
     def first_line(self) -> str:
@@ -211,6 +212,7 @@ class _ChunkWriter:
             id=self._id,
             created=self._created,
             model=self._model,
+            model_version=self._version,
             choices=[ChunkChoice(delta=delta, finish_reason=finish_reason)],
             usage=usage,
         )

@@ -12,12 +12,11 @@ TRANSFORMERS_NEEDS_PATH = "LLM_BACKEND=transformers needs LLM_MODEL_PATH: a loca
 LOCAL_BACKENDS: frozenset[BackendName] = frozenset({"llamacpp", "transformers"})
 
 
-class ModelSpec(BaseModel):
-    """One served model: a name clients ask for and the backend that runs it (an `LLM_MODELS` entry)."""
+class BackendConfig(BaseModel):
+    """How to run one model: an `LLM_MODELS` entry without its name, and the body of a model swap."""
 
     model_config = ConfigDict(extra="forbid")
 
-    name: str = Field(min_length=1)
     backend: BackendName = "llamacpp"
     model_path: str | None = None
     base_url: str | None = Field(default=None, description="openai backend: the server's /v1 URL.")
@@ -37,6 +36,16 @@ class ModelSpec(BaseModel):
         if self.backend == "transformers" and not self.model_path:
             raise ValueError(TRANSFORMERS_NEEDS_PATH)
         return self
+
+    def fingerprint(self) -> dict[str, object]:
+        """What identifies this configuration's model (the secret left out), for version ids."""
+        return self.model_dump(exclude={"api_key"}, exclude_none=True)
+
+
+class ModelSpec(BackendConfig):
+    """One served model: a name clients ask for and the backend that runs it (an `LLM_MODELS` entry)."""
+
+    name: str = Field(min_length=1)
 
 
 class Settings(ServiceSettings):
@@ -81,6 +90,11 @@ class Settings(ServiceSettings):
     breaker_failures: int = Field(default=5, ge=1, description="Consecutive failures that open a breaker.")
     breaker_cooldown_s: float = Field(default=30.0, gt=0, description="How long an open breaker skips.")
     max_queue: int = Field(default=16, ge=0, description="Requests that may wait for a busy local model.")
+    swap_drain_timeout_s: float = Field(
+        default=300.0,
+        gt=0,
+        description="After a model swap, how long the old version may finish its requests before it is closed.",
+    )
 
     @model_validator(mode="after")
     def _transformers_needs_a_model_folder(self) -> Self:
