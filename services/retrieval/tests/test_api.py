@@ -48,6 +48,8 @@ async def test_collection_lifecycle(client: httpx.AsyncClient) -> None:
         "distance": "cosine",
         "points_count": 0,
         "hybrid": True,
+        "embedding_model": None,
+        "write_lock": None,
     }
     assert [c["name"] for c in (await client.get("/v1/collections")).json()["collections"]] == ["docs"]
     assert (await client.delete("/v1/collections/docs")).status_code == 204

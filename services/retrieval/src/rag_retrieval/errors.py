@@ -32,3 +32,32 @@ class SparseIndexMissing(UnprocessableContent):
             f"Collection '{name}' was created without a BM25 index; search it with mode 'dense'.",
             extra={"collection": name},
         )
+
+
+class ModelMismatch(Conflict):
+    type_slug = "embedding-model-mismatch"
+
+    def __init__(self, name: str, recorded: str, requested: str) -> None:
+        super().__init__(
+            f"Collection '{name}' holds vectors of model '{recorded}'; this request's vectors are from "
+            f"model '{requested}'. Re-embed the collection to use the new model.",
+            extra={"collection": name, "collection_model": recorded, "request_model": requested},
+        )
+
+
+class CollectionLocked(Conflict):
+    type_slug = "collection-locked"
+
+    def __init__(self, name: str, owner: str) -> None:
+        super().__init__(
+            f"Collection '{name}' is read-only while a migration runs ({owner}); writes resume when it ends.",
+            extra={"collection": name, "lock": owner},
+        )
+
+
+class ReplaceRefused(Conflict):
+    def __init__(self, name: str, source: str) -> None:
+        super().__init__(
+            f"Collection '{name}' cannot be replaced by '{source}': the source must be another collection.",
+            extra={"collection": name},
+        )

@@ -9,6 +9,7 @@ from rag_common.contracts import (
     CollectionInfo,
     CollectionList,
     CollectionName,
+    CollectionReplace,
     DeleteRequest,
     DeleteResponse,
     DocumentCounts,
@@ -18,6 +19,7 @@ from rag_common.contracts import (
     SearchResponse,
     UpsertRequest,
     UpsertResponse,
+    WriteLock,
 )
 
 from . import service as retrieval_service
@@ -72,3 +74,20 @@ async def document_counts(
     name: CollectionName, store: StoreDep, limit: Annotated[int, Query(ge=1, le=100_000)] = 10_000
 ) -> DocumentCounts:
     return await retrieval_service.document_counts(name, limit, store=store)
+
+
+@router.post("/{name}/replace", response_model=CollectionInfo)
+async def replace_collection(
+    name: CollectionName, body: CollectionReplace, store: StoreDep
+) -> CollectionInfo:
+    return await retrieval_service.replace(name, body, store=store)
+
+
+@router.put("/{name}/write-lock", response_model=CollectionInfo)
+async def lock_collection(name: CollectionName, body: WriteLock, store: StoreDep) -> CollectionInfo:
+    return await retrieval_service.lock(name, body, store=store)
+
+
+@router.delete("/{name}/write-lock", response_model=CollectionInfo)
+async def unlock_collection(name: CollectionName, store: StoreDep) -> CollectionInfo:
+    return await retrieval_service.unlock(name, store=store)

@@ -4,6 +4,7 @@ from rag_common.contracts import (
     CollectionCreate,
     CollectionInfo,
     CollectionList,
+    CollectionReplace,
     DeleteRequest,
     DeleteResponse,
     DocumentCounts,
@@ -13,6 +14,7 @@ from rag_common.contracts import (
     SearchResponse,
     UpsertRequest,
     UpsertResponse,
+    WriteLock,
 )
 
 from .ports import VectorStore
@@ -35,7 +37,7 @@ async def delete_collection(name: str, *, store: VectorStore) -> None:
 
 
 async def upsert(name: str, request: UpsertRequest, *, store: VectorStore) -> UpsertResponse:
-    return UpsertResponse(upserted=await store.upsert(name, request.points))
+    return UpsertResponse(upserted=await store.upsert(name, request.points, request.embedding_model))
 
 
 async def search(name: str, request: SearchRequest, *, store: VectorStore) -> SearchResponse:
@@ -47,8 +49,20 @@ async def delete(name: str, request: DeleteRequest, *, store: VectorStore) -> De
 
 
 async def scroll(name: str, request: ScrollRequest, *, store: VectorStore) -> ScrollResponse:
-    return ScrollResponse(points=await store.scroll(name, request))
+    return await store.scroll(name, request)
 
 
 async def document_counts(name: str, limit: int, *, store: VectorStore) -> DocumentCounts:
     return DocumentCounts(documents=await store.document_counts(name, limit))
+
+
+async def replace(name: str, request: CollectionReplace, *, store: VectorStore) -> CollectionInfo:
+    return await store.replace(name, request.source)
+
+
+async def lock(name: str, request: WriteLock, *, store: VectorStore) -> CollectionInfo:
+    return await store.set_write_lock(name, request.owner)
+
+
+async def unlock(name: str, *, store: VectorStore) -> CollectionInfo:
+    return await store.set_write_lock(name, None)

@@ -1,4 +1,9 @@
-"""Qdrant adapter: embedded local mode on a folder, or a Qdrant server by URL."""
+"""Qdrant adapter: embedded local mode on a folder, or a Qdrant server by URL.
+
+A collection's embedding model and write lock live in Qdrant's own collection metadata, and a
+replaced collection is served through a Qdrant alias: both are stored with the collection itself,
+so every retrieval replica in front of one Qdrant server sees the same.
+"""
 
 from __future__ import annotations
 
@@ -15,19 +20,22 @@ from rag_common.contracts import (
     FilterValue,
     Point,
     ScrollRequest,
+    ScrollResponse,
     SearchHit,
     SearchRequest,
     StoredPoint,
 )
 
 from .. import sparse
-from ..errors import CollectionMismatch, CollectionNotFound, VectorSizeMismatch
-from .search_mode import resolve_mode
+from ..errors import CollectionMismatch, CollectionNotFound, ReplaceRefused, VectorSizeMismatch
+from .search_mode import check_model, check_writable, resolve_mode
 
 DENSE = "dense"
 SPARSE = "bm25"
 TEXT_FIELD = "text"
 DOCUMENT_FIELD = "document_id"
+MODEL_KEY = "embedding_model"
+LOCK_KEY = "write_lock"
 _DISTANCES = {"cosine": models.Distance.COSINE, "dot": models.Distance.DOT, "euclid": models.Distance.EUCLID}
 
 
@@ -98,6 +106,7 @@ class QdrantVectorStore:
             existing = await self.get_collection(spec.name)
             if existing.vector_size != spec.vector_size:
                 raise CollectionMismatch(spec.name, existing.vector_size, spec.vector_size)
+            check_model(spec.name, existing.embedding_model, spec.embedding_model)
             return existing
         await self._client.create_collection(
             spec.name,
@@ -105,6 +114,7 @@ class QdrantVectorStore:
                 DENSE: models.VectorParams(size=spec.vector_size, distance=_DISTANCES[spec.distance])
             },
             sparse_vectors_config={SPARSE: models.SparseVectorParams(modifier=models.Modifier.IDF)},
+            metadata={MODEL_KEY: spec.embedding_model} if spec.embedding_model else None,
         )
         # A Qdrant server needs the index for filtered deletes and facets by document; local mode ignores it.
         await self._client.create_payload_index(spec.name, DOCUMENT_FIELD, models.PayloadSchemaType.KEYWORD)
@@ -117,25 +127,75 @@ class QdrantVectorStore:
         vectors = info.config.params.vectors
         params = vectors[DENSE] if isinstance(vectors, dict) else vectors
         assert params is not None
+        metadata = info.config.metadata or {}
         return CollectionInfo(
             name=name,
             vector_size=params.size,
             distance=str(params.distance.value).lower(),
             points_count=info.points_count or 0,
             hybrid=SPARSE in (info.config.params.sparse_vectors or {}),
+            embedding_model=metadata.get(MODEL_KEY),
+            write_lock=metadata.get(LOCK_KEY),
         )
 
+    async def _aliases(self) -> dict[str, str]:
+        response = await self._client.get_aliases()
+        return {alias.alias_name: alias.collection_name for alias in response.aliases}
+
     async def list_collections(self) -> list[CollectionInfo]:
+        """Collections by the names they are served under: a replaced one by its alias."""
         response = await self._client.get_collections()
-        return [await self.get_collection(c.name) for c in response.collections]
+        aliases = await self._aliases()
+        targets = set(aliases.values())
+        names = {c.name for c in response.collections if c.name not in targets} | aliases.keys()
+        return [await self.get_collection(name) for name in sorted(names)]
 
     async def delete_collection(self, name: str) -> None:
+        aliases = await self._aliases()
+        if name in aliases:
+            delete_alias = models.DeleteAliasOperation(delete_alias=models.DeleteAlias(alias_name=name))
+            await self._client.update_collection_aliases(change_aliases_operations=[delete_alias])
+            name = aliases[name]
         if not await self._client.collection_exists(name):
             raise CollectionNotFound(name)
         await self._client.delete_collection(name)
 
-    async def upsert(self, collection: str, points: list[Point]) -> int:
+    async def replace(self, name: str, source: str) -> CollectionInfo:
+        """Points alias `name` at `source`, then deletes what `name` served before.
+
+        A name that is still a plain collection is deleted just before its alias is created (Qdrant
+        refuses an alias named like a collection): in local mode neither call yields to the event
+        loop, so no request sees the gap; against a server one may get a 404 in between.
+        """
+        aliases = await self._aliases()
+        if source == name or source in aliases:
+            raise ReplaceRefused(name, source)
+        if not await self._client.collection_exists(source):
+            raise CollectionNotFound(source)
+        previous = aliases.get(name)
+        operations: list[models.AliasOperations] = []
+        if previous is not None:
+            operations.append(models.DeleteAliasOperation(delete_alias=models.DeleteAlias(alias_name=name)))
+        elif await self._client.collection_exists(name):
+            previous = name
+            await self._client.delete_collection(name)
+        create = models.CreateAlias(collection_name=source, alias_name=name)
+        operations.append(models.CreateAliasOperation(create_alias=create))
+        await self._client.update_collection_aliases(change_aliases_operations=operations)
+        if previous not in (None, name, source):
+            await self._client.delete_collection(previous)
+        return await self.get_collection(name)
+
+    async def set_write_lock(self, name: str, owner: str | None) -> CollectionInfo:
+        target = (await self._aliases()).get(name, name)
+        await self.get_collection(target)
+        await self._client.update_collection(target, metadata={LOCK_KEY: owner})
+        return await self.get_collection(name)
+
+    async def upsert(self, collection: str, points: list[Point], embedding_model: str | None = None) -> int:
         info = await self.get_collection(collection)
+        check_writable(collection, info.write_lock)
+        check_model(collection, info.embedding_model, embedding_model)
         for point in points:
             if len(point.vector) != info.vector_size:
                 raise VectorSizeMismatch(collection, info.vector_size, len(point.vector))
@@ -155,7 +215,7 @@ class QdrantVectorStore:
         return vectors
 
     async def delete(self, collection: str, request: DeleteRequest) -> int:
-        await self.get_collection(collection)
+        check_writable(collection, (await self.get_collection(collection)).write_lock)
         selector = payload_filter(request.filter, request.exclude)
         counted = await self._client.count(collection, count_filter=selector, exact=True)
         if counted.count:
@@ -164,12 +224,19 @@ class QdrantVectorStore:
             )
         return counted.count
 
-    async def scroll(self, collection: str, request: ScrollRequest) -> list[StoredPoint]:
+    async def scroll(self, collection: str, request: ScrollRequest) -> ScrollResponse:
         await self.get_collection(collection)
-        points, _ = await self._client.scroll(
-            collection, scroll_filter=payload_filter(request.filter), limit=request.limit, with_payload=True
+        points, next_offset = await self._client.scroll(
+            collection,
+            scroll_filter=payload_filter(request.filter),
+            limit=request.limit,
+            offset=request.offset,
+            with_payload=True,
         )
-        return [StoredPoint(id=str(p.id), payload=p.payload or {}) for p in points]
+        return ScrollResponse(
+            points=[StoredPoint(id=str(p.id), payload=p.payload or {}) for p in points],
+            next_offset=None if next_offset is None else str(next_offset),
+        )
 
     async def document_counts(self, collection: str, limit: int) -> list[DocumentCount]:
         await self.get_collection(collection)
@@ -178,6 +245,7 @@ class QdrantVectorStore:
 
     async def search(self, collection: str, query: SearchRequest) -> list[SearchHit]:
         info = await self.get_collection(collection)
+        check_model(collection, info.embedding_model, query.embedding_model)
         mode = resolve_mode(collection, query, vector_size=info.vector_size, hybrid=info.hybrid)
         response = await self._client.query_points(
             collection, **self._query(query, mode), limit=query.top_k, with_payload=True
