@@ -178,10 +178,15 @@ async def test_reversible_policy_returns_numbered_placeholders_and_mapping(clien
     }
 
 
-async def test_unknown_policy_is_404_problem(client: httpx.AsyncClient) -> None:
-    response = await client.post("/v1/check", json={"text": "hi", "direction": "input", "policy": "nope"})
-    assert response.status_code == 404
-    assert response.headers["content-type"] == "application/problem+json"
+async def test_checking_under_an_unknown_policy_is_422_problem_naming_it(client: httpx.AsyncClient) -> None:
+    for path, body in [
+        ("/v1/check", {"text": "hi", "direction": "input", "policy": "nope"}),
+        ("/v1/check/passages", {"passages": ["hi"], "policy": "nope"}),
+    ]:
+        response = await client.post(path, json=body)
+        assert response.status_code == 422
+        assert response.headers["content-type"] == "application/problem+json"
+        assert (response.json()["policy"], "'nope'" in response.json()["detail"]) == ("nope", True)
     assert (await client.get("/v1/policies/nope")).status_code == 404
 
 
@@ -197,6 +202,8 @@ async def test_policy_endpoint_exposes_fail_open_and_actions(client: httpx.Async
     }
     assert lenient["checks"]["injection"]["action"] == "flag"
     assert default["checks"]["system_prompt_leak"]["min_words"] == 8
+    reversible = (await client.get("/v1/policies/reversible")).json()
+    assert (default["pii_reversible"], reversible["pii_reversible"]) == (False, True)
 
 
 async def test_answer_quoting_the_request_system_prompt_is_blocked(client: httpx.AsyncClient) -> None:

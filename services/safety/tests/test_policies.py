@@ -6,7 +6,7 @@ import dataclasses
 
 import pytest
 
-from rag_common.errors import NotFound
+from rag_common.errors import NotFound, UnprocessableContent
 from rag_safety import service as safety_service
 from rag_safety.adapters.leak import VerbatimLeakDetector
 from rag_safety.policy import PolicyBook
@@ -36,6 +36,7 @@ SETTINGS = Settings(
         ),
         "reversible": PolicySpec.model_validate({"pii_placeholders": "numbered", "return_mapping": True}),
         "numbered_only": PolicySpec.model_validate({"pii_placeholders": "numbered"}),
+        "staff": PolicySpec.model_validate({"pii_reversible": True, "pii": {"threshold": 0.5}}),
     },
     tenant_policies={"acme": "lenient"},
 )
@@ -64,6 +65,36 @@ def test_policy_name_wins_over_tenant_and_unknown_tenant_gets_default() -> None:
 def test_unknown_policy_is_not_found() -> None:
     with pytest.raises(NotFound, match="nope"):
         BOOK.get("nope")
+
+
+def test_a_key_naming_an_unknown_policy_is_refused_with_422_not_the_default() -> None:
+    with pytest.raises(UnprocessableContent, match="'typo'") as refused:
+        BOOK.resolve(policy="typo", tenant="acme")
+    assert refused.value.extra == {"policy": "typo"}
+
+
+def test_key_policy_wins_over_the_tenants_and_without_either_the_default_applies() -> None:
+    assert BOOK.resolve(policy="staff", tenant="acme").name == "staff"
+    assert BOOK.resolve(policy=None, tenant=None).name == "default"
+
+
+def test_pii_reversible_means_numbered_placeholders_with_the_mapping() -> None:
+    staff = BOOK.get("staff")
+    assert (staff.pii_placeholders, staff.return_mapping, staff.pii_reversible) == ("numbered", True, True)
+    assert not BOOK.get("numbered_only").pii_reversible
+    assert Settings(pii_reversible=True).pii_reversible
+    assert PolicyBook.from_settings(Settings(pii_reversible=True)).get("default").pii_reversible
+
+
+def test_pii_reversible_false_turns_a_reversible_default_back_to_type_placeholders() -> None:
+    settings = Settings(pii_reversible=True, policies={"plain": PolicySpec(pii_reversible=False)})
+    plain = PolicyBook.from_settings(settings).get("plain")
+    assert (plain.pii_placeholders, plain.return_mapping) == ("type", False)
+
+
+def test_pii_reversible_contradicting_the_placeholders_is_refused() -> None:
+    with pytest.raises(ValueError, match="contradicts"):
+        PolicySpec.model_validate({"pii_reversible": True, "pii_placeholders": "type"})
 
 
 def test_tenant_mapped_to_undefined_policy_is_refused_at_startup() -> None:
@@ -102,6 +133,18 @@ async def test_numbered_placeholders_with_mapping_restore_the_original() -> None
     assert verdict.text == "mail <EMAIL_ADDRESS_1>, then <EMAIL_ADDRESS_2>, then <EMAIL_ADDRESS_1> again"
     assert verdict.mapping == {"<EMAIL_ADDRESS_1>": "a@b.com", "<EMAIL_ADDRESS_2>": "c@d.org"}
     assert restore(verdict.text, verdict.mapping) == text
+
+
+async def test_reversible_policy_numbers_each_distinct_value_and_returns_the_mapping() -> None:
+    verdict = await run("I am a@b.com; my boss is c@d.org, cc a@b.com", policy="staff")
+    assert verdict.text == "I am <EMAIL_ADDRESS_1>; my boss is <EMAIL_ADDRESS_2>, cc <EMAIL_ADDRESS_1>"
+    assert verdict.mapping == {"<EMAIL_ADDRESS_1>": "a@b.com", "<EMAIL_ADDRESS_2>": "c@d.org"}
+    assert "a@b.com" not in repr(verdict), "the mapping stays out of reprs (and so out of logs)"
+
+
+async def test_answers_get_type_placeholders_and_no_mapping_even_under_a_reversible_policy() -> None:
+    verdict = await run("Write to x@y.com", direction="output", policy="staff")
+    assert (verdict.verdict, verdict.text, verdict.mapping) == ("redact", "Write to <EMAIL_ADDRESS>", None)
 
 
 async def test_mapping_is_withheld_unless_the_policy_allows_it() -> None:

@@ -1,7 +1,9 @@
 """Safety policies: the default one from the flat settings, named ones from `SAFETY_POLICIES`.
 
-A request names a policy (`policy`) or a tenant (`tenant`, mapped by `SAFETY_TENANT_POLICIES`);
-otherwise the default policy applies. A named policy overrides only what it sets.
+A request names a policy (`policy`, e.g. its API key's) or a tenant (`tenant`, mapped by
+`SAFETY_TENANT_POLICIES`); otherwise the default policy applies. A named policy overrides only what
+it sets. A request naming an unknown policy is refused (422): the gateway stores a key's policy name
+without knowing this service's policies, so the first use of a mistyped name is where it shows.
 """
 
 from __future__ import annotations
@@ -10,7 +12,7 @@ import dataclasses
 from dataclasses import dataclass
 from typing import Any
 
-from rag_common.errors import NotFound
+from rag_common.errors import NotFound, UnprocessableContent
 
 from .schemas import CheckView, PolicyView
 from .settings import CheckAction, Direction, PiiAction, Placeholders, PolicySpec, Settings
@@ -39,6 +41,11 @@ class Policy:
     pii_placeholders: Placeholders = "type"
     return_mapping: bool = False
 
+    @property
+    def pii_reversible(self) -> bool:
+        """Numbered placeholders and the mapping back to the values: the asker can get them back."""
+        return self.pii_placeholders == "numbered" and self.return_mapping
+
     @classmethod
     def from_settings(cls, settings: Settings) -> Policy:
         return cls(
@@ -56,8 +63,8 @@ class Policy:
             leak_directions=frozenset(settings.leak_directions),
             leak_min_words=settings.leak_min_words,
             fail_open=settings.fail_open,
-            pii_placeholders=settings.pii_placeholders,
-            return_mapping=settings.return_mapping,
+            pii_placeholders="numbered" if settings.pii_reversible else settings.pii_placeholders,
+            return_mapping=settings.pii_reversible or settings.return_mapping,
         )
 
     def overridden_by(self, name: str, spec: PolicySpec) -> Policy:
@@ -74,8 +81,15 @@ class Policy:
             "fail_open": spec.fail_open,
             "pii_placeholders": spec.pii_placeholders,
             "return_mapping": spec.return_mapping,
+            **_reversible_changes(spec.pii_reversible),
         }
         return dataclasses.replace(self, name=name, **{k: v for k, v in changes.items() if v is not None})
+
+
+def _reversible_changes(reversible: bool | None) -> dict[str, Any]:
+    if reversible is None:
+        return {}
+    return {"pii_placeholders": "numbered" if reversible else "type", "return_mapping": reversible}
 
 
 @dataclass(frozen=True)
@@ -106,9 +120,15 @@ class PolicyBook:
             raise NotFound(f"No safety policy named {name!r}.") from None
 
     def resolve(self, *, policy: str | None, tenant: str | None) -> Policy:
-        """The named policy, else the tenant's, else the default."""
+        """The named policy, else the tenant's, else the default; naming an unknown one is a 422."""
         if policy is not None:
-            return self.get(policy)
+            if policy not in self.policies:
+                raise UnprocessableContent(
+                    f"No safety policy named {policy!r}: the API key (or request) names a policy "
+                    "this safety service does not define in SAFETY_POLICIES.",
+                    extra={"policy": policy},
+                )
+            return self.policies[policy]
         if tenant is not None and tenant in self.tenants:
             return self.get(self.tenants[tenant])
         return self.get(DEFAULT_POLICY)
@@ -121,6 +141,7 @@ def policy_view(policy: Policy) -> PolicyView:
         fail_open=policy.fail_open,
         pii_placeholders=policy.pii_placeholders,
         return_mapping=policy.return_mapping,
+        pii_reversible=policy.pii_reversible,
         checks={
             "pii": CheckView(
                 action=policy.pii_action,

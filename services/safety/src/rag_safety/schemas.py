@@ -42,7 +42,9 @@ class CheckVerdict(SafetyVerdict):
     )
     mapping: dict[str, str] | None = Field(
         default=None,
-        description="Placeholder -> original value; only with numbered placeholders and return_mapping.",
+        repr=False,
+        description="Placeholder -> original value; only on input checks with numbered placeholders and "
+        "return_mapping (a reversible policy). Never stored or logged.",
     )
 
 
@@ -95,4 +97,5 @@ class PolicyView(BaseModel):
     fail_open: bool
     pii_placeholders: Placeholders
     return_mapping: bool
+    pii_reversible: bool = Field(description="Numbered placeholders and the mapping, on input checks.")
     checks: dict[str, CheckView]

@@ -4,6 +4,10 @@ Each check that finds something contributes its configured action; the verdict i
 of them, block > redact > allow. `flag` reports the finding (in `flagged` and `reasons`) without
 changing the verdict. Only PII can redact; the text is redacted only when the verdict is redact (a
 blocked text is returned unchanged and must not be used downstream).
+
+Numbered placeholders (a reversible policy) apply to questions only: an answer's own PII gets
+`<EMAIL_ADDRESS>`, so it can never reuse a question's `<EMAIL_ADDRESS_1>` and be "restored" to the
+asker's value.
 """
 
 from __future__ import annotations
@@ -66,22 +70,22 @@ async def check(
         _check_moderation(request, detectors=detectors, policy=policy),
         _check_leak(request, system_prompt, detectors=detectors, policy=policy),
     )
-    return await _verdict(
-        request.text, [r for r in results if r.findings], detectors=detectors, policy=policy
-    )
+    found = [r for r in results if r.findings]
+    numbered = request.direction == "input" and policy.pii_placeholders == "numbered"
+    return await _verdict(request.text, found, detectors=detectors, policy=policy, numbered=numbered)
 
 
 async def _verdict(
-    text: str, results: list[CheckResult], *, detectors: Detectors, policy: Policy
+    text: str, results: list[CheckResult], *, detectors: Detectors, policy: Policy, numbered: bool
 ) -> CheckVerdict:
     actions: list[Action] = ["allow", *(r.action for r in results)]
     verdict = max(actions, key=_PRECEDENCE.__getitem__)
     mapping: dict[str, str] | None = None
     if verdict == "redact":
         pii = [finding for r in results if r.action == "redact" for finding in r.findings]
-        if policy.pii_placeholders == "numbered":
-            text, numbered = redaction.pseudonymise(text, pii)
-            mapping = numbered if policy.return_mapping else None
+        if numbered:
+            text, values = redaction.pseudonymise(text, pii)
+            mapping = values if policy.return_mapping else None
         else:
             text = await run_in_threadpool(detectors.pii.redact, text, pii)
     return CheckVerdict(

@@ -3,7 +3,7 @@ from __future__ import annotations
 import json
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 from pydantic_settings import NoDecode, SettingsConfigDict
 
 from rag_common.settings import ServiceSettings
@@ -65,6 +65,21 @@ class PolicySpec(BaseModel):
     fail_open: bool | None = None
     pii_placeholders: Placeholders | None = None
     return_mapping: bool | None = None
+    pii_reversible: bool | None = Field(
+        default=None, description="Shorthand: true = numbered placeholders and the mapping; false = neither."
+    )
+
+    @model_validator(mode="after")
+    def _reversible_agrees(self) -> PolicySpec:
+        wanted = self.pii_reversible
+        if wanted is None:
+            return self
+        placeholders = self.pii_placeholders is not None and (self.pii_placeholders == "numbered") != wanted
+        if placeholders or (self.return_mapping is not None and self.return_mapping != wanted):
+            raise ValueError(
+                "pii_reversible contradicts pii_placeholders or return_mapping: set one or the other."
+            )
+        return self
 
 
 class Settings(ServiceSettings):
@@ -130,6 +145,9 @@ class Settings(ServiceSettings):
     )
     return_mapping: bool = Field(
         default=False, description="Numbered redaction returns placeholder -> original value."
+    )
+    pii_reversible: bool = Field(
+        default=False, description="The default policy redacts input reversibly: numbered and the mapping."
     )
     policies: dict[str, PolicySpec] = Field(
         default_factory=dict, description="Named policies (JSON), each overriding the defaults above."
