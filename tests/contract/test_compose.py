@@ -82,7 +82,7 @@ GRAFANA = REPO / "deploy" / "grafana"
 EXPECTED_DEPENDENCIES = {
     "gateway": {"orchestrator", "redis"},
     "orchestrator": {"embedding", "retrieval", "llm", "safety", "redis"},
-    "embedding": set(),
+    "embedding": {"redis"},
     "retrieval": {"qdrant"},
     "llm": set(),
     "safety": set(),
@@ -188,8 +188,10 @@ def test_dockerfile_exposes_serves_and_probes_the_service_port(service: Service)
     assert exposed == {service.port}, f"{service}: EXPOSE {exposed}, expected {service.port}"
 
     cmd = exec_form_cmd(service)
-    assert cmd[0] == "uvicorn", f"{service}: CMD starts {cmd[0]!r}, not uvicorn"
-    assert "--factory" in cmd, f"{service}: uvicorn needs --factory for create_app"
+    assert cmd[:3] == ["python", "-m", "rag_common.serve"], (
+        f"{service}: CMD starts {cmd[:3]!r}, not the drain runner"
+    )
+    assert "--factory" in cmd, f"{service}: the runner needs --factory for create_app"
     assert service.factory in cmd, f"{service}: CMD does not start {service.factory}"
     assert option(cmd, "--host") == "0.0.0.0", f"{service}: uvicorn must listen on 0.0.0.0 in a container"
     assert option(cmd, "--port") == str(service.port), f"{service}: CMD --port {option(cmd, '--port')}"

@@ -191,6 +191,23 @@ def test_stores_run_the_compose_images_on_persistent_volumes(store: str) -> None
     assert any(mounts.get(claim) == data_path for claim in claims), f"{store}: {data_path} is not persistent"
 
 
+@pytest.mark.parametrize("name", ["otel-collector", "jaeger"])
+def test_tracing_runs_the_compose_images_behind_services(name: str) -> None:
+    objects = base_objects()
+    assert container(objects, name)["image"] == compose()["services"][name]["image"]
+    assert find(objects, "Service", name)
+
+
+def test_the_services_export_spans_to_the_in_cluster_collector() -> None:
+    objects = base_objects()
+    endpoint = find(objects, "ConfigMap", "rag-endpoints")["data"]["OTEL_EXPORTER_OTLP_ENDPOINT"]
+    collector_ports = {p["port"] for p in find(objects, "Service", "otel-collector")["spec"]["ports"]}
+    assert endpoint == "http://otel-collector:4318"
+    assert 4318 in collector_ports
+    config = yaml.safe_load(find(objects, "ConfigMap", "otel-collector")["data"]["config.yaml"])
+    assert config["exporters"]["otlp/traces"]["endpoint"] == "jaeger:4317"
+
+
 def test_base_objects_match_the_kubernetes_schemas() -> None:
     for document in base_objects():
         kubernetes_validate.validate(document, KUBERNETES_VERSION, strict=True)

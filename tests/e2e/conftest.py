@@ -11,84 +11,42 @@ from pathlib import Path
 
 import pytest
 
-from rag_devstack.processes import ServiceProcess, free_port, start_service, wait_ready
-from rag_devstack.redis_server import RedisServer, start_redis
-from rag_devstack.topology import LEAVES, SERVICES, service_env
+from rag_devstack.processes import free_port
+from rag_devstack.stack import LocalStack, Rewire, start_local_redis, start_services
+from rag_devstack.topology import SERVICES
 
 from .otlp_receiver import OtlpReceiver
 
 API_KEY = "e2e-test-key"
 RATE_LIMIT_PER_MINUTE = 120
-READY_TIMEOUT_S = 300.0
 
 
 @dataclass
-class Stack:
-    services: dict[str, ServiceProcess]
-    envs: dict[str, dict[str, str]]
-    redis: RedisServer
+class Stack(LocalStack):
     otlp: OtlpReceiver
-    run_dir: Path
-
-    @property
-    def gateway_url(self) -> str:
-        return self.services["gateway"].url
-
-    def restart(self, name: str) -> None:
-        """Start a stopped service again on its port, as an operator would."""
-        old = self.services[name]
-        spec = next(s for s in SERVICES if s.name == name)
-        self.services[name] = start_service(
-            name, spec.factory, host=old.host, port=old.port, env=self.envs[name], log_path=old.log_path
-        )
-        wait_ready(self.services[name], READY_TIMEOUT_S)
 
 
-def _start_all(stack: Stack) -> None:
-    run_dir, otlp, redis = stack.run_dir, stack.otlp, stack.redis
-    ports = {spec.name: free_port() for spec in SERVICES}
-    common = {
+def _test_env(otlp: OtlpReceiver) -> dict[str, str]:
+    return {
         "OTEL_EXPORTER_OTLP_ENDPOINT": otlp.endpoint,
         "OTEL_BSP_SCHEDULE_DELAY": "100",
         "GATEWAY_RATE_LIMIT_PER_MINUTE": str(RATE_LIMIT_PER_MINUTE),
         "LLM_DEFAULT_MAX_TOKENS": "48",
         "HF_HUB_OFFLINE": "1",
-    }
-    envs = {
-        name: common | env
-        for name, env in service_env(
-            ports, host="127.0.0.1", data_dir=run_dir / "data", redis_url=redis.url, api_key=API_KEY
-        ).items()
-    }
-    stack.envs = envs
-    for wave in (LEAVES, ("orchestrator",), ("gateway",)):
-        for name in wave:
-            spec = next(s for s in SERVICES if s.name == name)
-            stack.services[name] = start_service(
-                name,
-                spec.factory,
-                host="127.0.0.1",
-                port=ports[name],
-                env=envs[name],
-                log_path=run_dir / "logs" / f"{name}.log",
-            )
-        for name in wave:
-            wait_ready(stack.services[name], READY_TIMEOUT_S)
+    } | {f"{spec.name.upper()}_DRAIN_DELAY_S": "0" for spec in SERVICES}  # tests stop stacks often
 
 
 @contextmanager
-def running_stack() -> Iterator[Stack]:
+def running_stack(rewire: Rewire | None = None) -> Iterator[Stack]:
+    """The whole stack on free ports; `rewire(ports, envs)` may change any service's environment first."""
     run_dir = Path(tempfile.mkdtemp(prefix="rag-e2e-"))
     otlp = OtlpReceiver(free_port()).start()
-    redis = start_redis(free_port(), run_dir / "redis", run_dir / "logs" / "redis.log")
-    stack = Stack(services={}, envs={}, redis=redis, otlp=otlp, run_dir=run_dir)
+    stack = Stack(services={}, envs={}, redis=start_local_redis(run_dir), run_dir=run_dir, otlp=otlp)
     try:
-        _start_all(stack)
+        start_services(stack, api_key=API_KEY, extra_env=_test_env(otlp), rewire=rewire)
         yield stack
     finally:
-        for service in reversed(list(stack.services.values())):
-            service.stop()
-        redis.stop()
+        stack.stop()
         otlp.stop()
 
 

@@ -97,15 +97,19 @@ def test_direct_orchestrator_calls_belong_to_tenant_default(
     client, key_a, _ = tenant_keys
     orchestrator = stack.services["orchestrator"].url
     docs = {"collection": "internal", "documents": [{"id": "memo", "text": "Internal memo about otters."}]}
-    direct = httpx.post(f"{orchestrator}/v1/documents", json=docs, timeout=60)
+    internal = {"X-Internal-Token": stack.envs["orchestrator"]["RAG_INTERNAL_TOKEN"]}
+    direct = httpx.post(f"{orchestrator}/v1/documents", json=docs, headers=internal, timeout=60)
     assert direct.status_code == 200, direct.text
     assert direct.json()["collection"] == "internal"
     question = {"collection": "internal", "question": "What is the memo about?", "max_tokens": 8}
-    as_default = httpx.post(f"{orchestrator}/v1/rag/query", json=question, timeout=120)
+    as_default = httpx.post(f"{orchestrator}/v1/rag/query", json=question, headers=internal, timeout=120)
     assert as_default.status_code == 200, as_default.text
     assert as_default.json()["citations"][0]["document_id"] == "memo"
     assert client.post("/v1/rag/query", json=question, headers=key_a).status_code == 404
     bad = httpx.post(
-        f"{orchestrator}/v1/rag/query", json=question, headers={"X-Tenant-ID": "../etc"}, timeout=30
+        f"{orchestrator}/v1/rag/query",
+        json=question,
+        headers=internal | {"X-Tenant-ID": "../etc"},
+        timeout=30,
     )
     assert bad.status_code == 400
