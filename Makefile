@@ -33,6 +33,10 @@ status: install
 test: install
 	$(PY) -m pytest
 
+.PHONY: openapi ## Write openapi/<service>.json from each service's app and list breaking changes
+openapi: install
+	$(PY) -m rag_devstack.openapi
+
 .PHONY: lint ## ruff lint and format check
 lint: install
 	$(VENV)/bin/ruff check .
@@ -42,6 +46,11 @@ lint: install
 format: install
 	$(VENV)/bin/ruff check --fix .
 	$(VENV)/bin/ruff format .
+
+.PHONY: bench ## Run every benchmark in bench/ (bounded) and write the results table to docs/benchmarks.md
+bench: install
+	$(VENV)/bin/pip install -q -r bench/requirements.txt
+	$(PY) bench/run_all.py
 
 .PHONY: compose-check ## Validate docker-compose.yml against the compose schema
 compose-check: install

@@ -2,10 +2,12 @@
 
 The in-process figure is the best of several batch sizes; the service runs as a real uvicorn process
 on loopback with its dynamic batcher. Usage: .venv/bin/python bench/embedding/throughput.py
+[--backend torch|onnx] (torch by default; onnx writes RESULTS-onnx.md).
 """
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 import statistics
 import tempfile
@@ -14,8 +16,10 @@ from pathlib import Path
 
 import aiohttp
 
+from rag_devstack.bench import Goal, record_goals
 from rag_devstack.processes import free_port, start_service, wait_ready
-from rag_embedding.adapters.sentence_transformers import SentenceTransformerEmbedder
+from rag_embedding.main import load_embedder
+from rag_embedding.settings import Settings
 
 CLIENTS = 64
 REQUESTS = 1280
@@ -27,10 +31,8 @@ def texts(n: int) -> list[str]:
     return [SENTENCE.format(i=i) for i in range(n)]
 
 
-def in_process_best() -> tuple[int, float]:
-    embedder = SentenceTransformerEmbedder(
-        model_name="all-MiniLM-L6-v2", model_path=None, device="cpu", batch_size=32, normalize=True
-    )
+def in_process_best(backend: str) -> tuple[int, float]:
+    embedder = load_embedder(Settings(backend=backend))
     embedder._batch_size = 8
     embedder.embed(texts(64))
     rates = {}
@@ -72,10 +74,18 @@ async def through_service(url: str) -> tuple[float, float]:
 
 
 def main() -> None:
-    best_batch, in_process = in_process_best()
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--backend", choices=["torch", "onnx"], default="torch")
+    backend = parser.parse_args().backend
+    best_batch, in_process = in_process_best(backend)
     log = Path(tempfile.mkdtemp()) / "embedding.log"
     service = start_service(
-        "embedding", "rag_embedding.main:create_app", host="127.0.0.1", port=free_port(), env={}, log_path=log
+        "embedding",
+        "rag_embedding.main:create_app",
+        host="127.0.0.1",
+        port=free_port(),
+        env={"EMBEDDING_BACKEND": backend},
+        log_path=log,
     )
     try:
         wait_ready(service, 120)
@@ -95,7 +105,15 @@ def main() -> None:
         ]
     )
     print(report)
-    (Path(__file__).parent / "RESULTS.md").write_text("# Embedding throughput\n\n" + report + "\n")
+    results = "RESULTS.md" if backend == "torch" else f"RESULTS-{backend}.md"
+    (Path(__file__).parent / results).write_text(f"# Embedding throughput ({backend})\n\n" + report + "\n")
+    goal = Goal(
+        f"service with 64 one-text clients >= 80% of in-process texts/s ({backend})",
+        f"{served:.0f} vs {in_process:.0f} texts/s",
+        ratio >= 0.8,
+        ratio,
+    )
+    record_goals(__file__, [goal])
 
 
 if __name__ == "__main__":

@@ -30,6 +30,7 @@ from pathlib import Path
 import httpx
 
 from rag_common.contracts import ChatMessage
+from rag_devstack.bench import Goal, record_goals
 from rag_llm.backends.llamacpp import LlamaCppBackend
 from rag_llm.ports import SamplingParams, StreamEnd
 
@@ -200,6 +201,15 @@ def main() -> None:
     report = table(raw, http, args)
     print(report)
     RESULTS.write_text(report)
+    raw_tps = statistics.median(r.tokens_per_s for r in raw)
+    http_tps = statistics.median(r.tokens_per_s for r in http)
+    goal = Goal(
+        f"SSE through the llm service keeps >= {GOAL:.0%} of raw tokens/s",
+        f"{http_tps:.1f} vs {raw_tps:.1f} tokens/s",
+        http_tps / raw_tps >= GOAL,
+        http_tps / raw_tps,
+    )
+    record_goals(__file__, [goal])
 
 
 if __name__ == "__main__":

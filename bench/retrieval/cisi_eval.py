@@ -18,6 +18,7 @@ from qdrant_client import AsyncQdrantClient
 from ranx import Qrels, Run, evaluate
 
 from rag_common.contracts import CollectionCreate, Point, SearchRequest
+from rag_devstack.bench import Goal, record_goals
 from rag_embedding.adapters.sentence_transformers import SentenceTransformerEmbedder
 from rag_retrieval.adapters.qdrant import QdrantVectorStore
 
@@ -99,6 +100,13 @@ async def main() -> None:
     report = "\n".join(lines)
     print(report)
     (Path(__file__).parent / "RESULTS.md").write_text("# CISI retrieval quality\n\n" + report + "\n")
+    goal = Goal(
+        "hybrid nDCG@10 >= better single method + 2 points",
+        f"{gain:+.2f} points ({hybrid_row['ndcg@10']:.4f} vs {best_single:.4f})",
+        gain >= 2,
+        hybrid_row["ndcg@10"] / best_single,
+    )
+    record_goals(__file__, [goal])
 
 
 if __name__ == "__main__":

@@ -20,6 +20,7 @@ import time
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
+from rag_devstack.bench import Goal, record_goals
 from rag_safety import service as safety_service
 from rag_safety.main import load_detectors
 from rag_safety.passages import check_passages
@@ -57,10 +58,16 @@ class Counts:
         if expected != got:
             self.errors.append(("FN " if expected else "FP ") + text)
 
+    @property
+    def precision(self) -> float:
+        return self.tp / (self.tp + self.fp) if self.tp + self.fp else 1.0
+
+    @property
+    def recall(self) -> float:
+        return self.tp / (self.tp + self.fn) if self.tp + self.fn else 1.0
+
     def row(self, name: str) -> str:
-        precision = self.tp / (self.tp + self.fp) if self.tp + self.fp else 1.0
-        recall = self.tp / (self.tp + self.fn) if self.tp + self.fn else 1.0
-        return f"| {name} | {self.tp + self.fn} | {precision:.3f} | {recall:.3f} | {self.fp} | {self.fn} |"
+        return f"| {name} | {self.tp + self.fn} | {self.precision:.3f} | {self.recall:.3f} | {self.fp} | {self.fn} |"
 
 
 async def run_item(index: int, item: dict[str, object], detectors: Detectors, policy: Policy) -> Outcome:
@@ -188,6 +195,24 @@ async def main() -> None:
     report = "\n".join(lines)
     (HERE / "RESULTS.md").write_text(report)
     print(report)
+    record_goals(__file__, goals(table(splits["test"])[1]))
+
+
+def goals(counts: dict[str, Counts]) -> list[Goal]:
+    """The issue's goals, on the held-out test split."""
+    injection, pii = counts["injection"], counts["PII structured (all)"]
+    return [
+        Goal(
+            "injection recall >= 0.9 at precision >= 0.9 (test split)",
+            f"recall {injection.recall:.3f}, precision {injection.precision:.3f}",
+            injection.recall >= 0.9 and injection.precision >= 0.9,
+        ),
+        Goal(
+            "PII recall >= 0.95 on structured types (test split)",
+            f"recall {pii.recall:.3f}",
+            pii.recall >= 0.95,
+        ),
+    ]
 
 
 if __name__ == "__main__":

@@ -19,6 +19,7 @@ from pathlib import Path
 
 import httpx
 
+from rag_devstack.bench import Goal, record_goals
 from rag_devstack.processes import ServiceProcess, free_port, start_service, wait_ready
 
 RESULTS = Path(__file__).with_name("STREAM_GUARD.md")
@@ -106,6 +107,13 @@ def main() -> None:
     )
     print(report)
     RESULTS.write_text("# Streaming output guard: cost per token\n\n" + report + "\n")
+    goal = Goal(
+        "the streaming guard adds no measurable cost per token (<= 5%)",
+        f"{g - p:+.2f} ms per token ({g:.2f} vs {p:.2f} ms)",
+        g / p <= 1.05,
+        g / p,
+    )
+    record_goals(__file__, [goal])
 
 
 if __name__ == "__main__":

@@ -1,0 +1,112 @@
+"""Load through the gateway with locust: the answer-cache path and the full RAG path with the small model.
+
+The same load as `tests/e2e/test_load.py`, run longer: a warm-up, then a measured run per path, with
+every service's resident memory read before and after the measured run.
+Usage: .venv/bin/python bench/load/run.py [--seconds 60]
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+import httpx
+
+from rag_devstack.bench import Goal, record_goals
+from rag_devstack.loadtest import LoadResult, collect, rss_mb, start_locust
+from rag_devstack.stack import LocalStack, local_stack
+
+KEY = "bench-key"
+COLLECTION = "load"
+USERS = {"cache": 32, "full": 4}
+WARM_UP_S = 10
+MAX_GROWTH_MB = 40.0
+RESULTS = Path(__file__).with_name("RESULTS.md")
+UNLIMITED = {
+    "GATEWAY_RATE_LIMIT_PER_MINUTE": "100000000",
+    "GATEWAY_TENANT_RATE_LIMIT_PER_MINUTE": "100000000",
+    "GATEWAY_TOKENS_PER_MINUTE": "100000000000",
+    "GATEWAY_TENANT_TOKENS_PER_MINUTE": "100000000000",
+    "OTEL_SDK_DISABLED": "true",
+}
+
+
+def prepare(stack: LocalStack) -> None:
+    documents = [
+        {"id": "etna", "text": "Mount Etna is an active stratovolcano on the east coast of Sicily, Italy."},
+        {
+            "id": "bread",
+            "text": "Sourdough bread is leavened by a starter of wild yeast and lactic bacteria.",
+        },
+    ]
+    with httpx.Client(
+        base_url=stack.gateway_url, timeout=120, headers={"Authorization": f"Bearer {KEY}"}
+    ) as client:
+        client.post(
+            "/v1/documents", json={"collection": COLLECTION, "documents": documents}
+        ).raise_for_status()
+        question = {"collection": COLLECTION, "question": "Where is Mount Etna?", "max_tokens": 8}
+        client.post("/v1/rag/query", json=question).raise_for_status()
+
+
+def run_path(stack: LocalStack, path: str, seconds: int) -> tuple[LoadResult, dict[str, float]]:
+    env = {"RAG_API_KEY": KEY, "RAG_COLLECTION": COLLECTION, "RAG_MAX_TOKENS": "8"}
+    folder = stack.run_dir / "load"
+    folder.mkdir(exist_ok=True)
+    warm = start_locust(
+        stack.gateway_url, tag=path, users=USERS[path], seconds=WARM_UP_S, env=env, folder=folder
+    )
+    collect(*warm, timeout_s=WARM_UP_S + 120)
+    before = {name: rss_mb(service.process.pid) for name, service in stack.services.items()}
+    measured = start_locust(
+        stack.gateway_url, tag=path, users=USERS[path], seconds=seconds, env=env, folder=folder
+    )
+    result = collect(*measured, timeout_s=seconds + 120)
+    growth = {name: rss_mb(service.process.pid) - before[name] for name, service in stack.services.items()}
+    return result, growth
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--seconds", type=int, default=60, help="measured seconds per path")
+    args = parser.parse_args()
+    with local_stack(api_key=KEY, extra_env=UNLIMITED | {"LLM_N_THREADS": "1"}) as stack:
+        prepare(stack)
+        outcomes = {path: run_path(stack, path, args.seconds) for path in USERS}
+    lines = [
+        f"locust (FastHttpUser, no think time) through the gateway, {args.seconds} s per path after a "
+        f"{WARM_UP_S} s warm-up; locust, the six services and Redis share the 2 cores.",
+        "",
+        "| path | users | requests | req/s | p50 ms | p90 ms | p99 ms | failures | largest RSS growth |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- | --- |",
+    ]
+    goals = []
+    for path, (result, growth) in outcomes.items():
+        grew = max(growth, key=lambda name: growth[name])
+        p = result.percentiles_ms
+        lines.append(
+            f"| {path} | {USERS[path]} | {result.requests} | {result.requests_per_s:.0f} | {p['50%']:.0f} | "
+            f"{p['90%']:.0f} | {p['99%']:.0f} | {result.failures} | {grew} {growth[grew]:+.1f} MB |"
+        )
+        goals += [
+            Goal(
+                f"{path} path: no errors but 429s",
+                f"{result.failures} of {result.requests}",
+                result.failures == 0,
+            ),
+            Goal(
+                f"{path} path: no service grows > {MAX_GROWTH_MB:.0f} MB after warm-up",
+                f"{grew} {growth[grew]:+.1f} MB",
+                growth[grew] <= MAX_GROWTH_MB,
+            ),
+        ]
+    text = "\n".join(lines)
+    print(text)
+    RESULTS.write_text("# Load test\n\n" + text + "\n")
+    record_goals(__file__, goals)
+
+
+if __name__ == "__main__":
+    main()
