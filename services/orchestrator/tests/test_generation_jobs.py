@@ -312,14 +312,14 @@ async def test_a_job_whose_worker_died_is_taken_over_after_the_idle_time(
 async def test_a_live_workers_job_is_never_taken_over(redis_url: str, kitchen: Pipeline) -> None:
     gate = asyncio.Event()
     quick = dataclasses.replace(
-        kitchen, safety=KeywordSafety(gate=gate), settings=job_settings(generation_job_claim_idle_s=0.15)
+        kitchen, safety=KeywordSafety(gate=gate), settings=job_settings(generation_job_claim_idle_s=0.3)
     )
     async with store_on(redis_url) as store, api(quick, store) as client:
         job_id = (await client.post("/v1/rag/jobs", json=QUESTION, headers=acme())).json()["job_id"]
         async with worker_on(redis_url, quick, consumer="first"):
             await wait_for(client, job_id, "running")
             async with worker_on(redis_url, quick, consumer="second"):
-                await asyncio.sleep(0.6)  # four idle times: the first worker's heartbeat keeps its claim
+                await asyncio.sleep(1.2)  # four idle times: the first worker's heartbeat keeps its claim
                 gate.set()
                 done = await wait_for(client, job_id, "succeeded")
     assert done.attempts == 1

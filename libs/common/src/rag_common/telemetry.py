@@ -8,7 +8,11 @@ no-op, and the instrumentation alone cost about a fifth of the gateway's CPU per
 
 from __future__ import annotations
 
+import asyncio
+import contextvars
 import os
+from collections.abc import Coroutine
+from typing import Any, TypeVar
 
 import httpx
 from fastapi import FastAPI
@@ -20,6 +24,8 @@ from opentelemetry.instrumentation.httpx import HTTPXClientInstrumentor
 from opentelemetry.sdk.resources import SERVICE_NAME, Resource
 from opentelemetry.sdk.trace import SpanProcessor, TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor
+
+T = TypeVar("T")
 
 # Regular expressions searched in the URL; Prometheus scrapes /metrics every few seconds.
 _EXCLUDED_URLS = "healthz,readyz,/metrics$"
@@ -69,3 +75,20 @@ def instrument_client(client: httpx.AsyncClient, provider: TracerProvider) -> No
 
 def tracer(name: str) -> trace.Tracer:
     return trace.get_tracer(name)
+
+
+def background_task(work: Coroutine[Any, Any, T], *, name: str) -> asyncio.Task[T]:
+    """Run a job outside the request that started it: in a fresh context (no request id, no current
+    span, nothing else of the request) under a root span of its own, linked to the starting span.
+
+    `asyncio.create_task` would copy the request's context: every downstream call of a job running
+    long after its request ended would then carry that request's trace and request ids.
+    """
+    origin = trace.get_current_span().get_span_context()
+    links = [trace.Link(origin)] if origin.is_valid else []
+
+    async def traced() -> T:
+        with tracer("rag_common.jobs").start_as_current_span(name, links=links):
+            return await work
+
+    return asyncio.create_task(traced(), name=name, context=contextvars.Context())

@@ -28,6 +28,7 @@ from rag_common.contracts import (
     RagQuery,
 )
 from rag_common.errors import ServiceError, ServiceUnavailable
+from rag_common.telemetry import tracer
 
 from . import rag as rag_service
 from . import router as model_router
@@ -39,6 +40,7 @@ from .settings import Settings
 from .webhooks import WebhookSender
 
 logger = logging.getLogger(__name__)
+_tracer = tracer(__name__)
 _T = TypeVar("_T")
 
 
@@ -126,7 +128,11 @@ class GenerationWorker:
                 if self._stopping.is_set():
                     raise _Stopped
                 if not status.finished:
-                    await self._run(status, request, delivery)
+                    # One trace per job run: its downstream calls hang together under it.
+                    with _tracer.start_as_current_span(
+                        "generation-job", attributes={"rag.job.id": status.job_id}
+                    ):
+                        await self._run(status, request, delivery)
                 if status.webhook == "pending" and request.webhook_url:
                     await self._notify(status, request.webhook_url)
             except _Stopped:

@@ -12,6 +12,7 @@ from typing import Protocol
 
 from rag_common.contracts import DocumentIn, IngestRequest, JobStatus
 from rag_common.errors import NotFound, ServiceError, ServiceUnavailable
+from rag_common.telemetry import background_task
 
 from . import ingest as ingest_service
 from .pipeline import Pipeline
@@ -87,7 +88,7 @@ class JobRunner:
         await asyncio.gather(*self._tasks, return_exceptions=True)
 
     def _schedule(self, job_id: str) -> None:
-        task = asyncio.create_task(self._run(job_id), name=f"ingest-job-{job_id}")
+        task = background_task(self._run(job_id), name=f"ingest-job-{job_id}")
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 

@@ -26,6 +26,7 @@ from rag_common.contracts import (
     StoredPoint,
 )
 from rag_common.errors import Conflict, NotFound, ServiceError, ServiceUnavailable, UnprocessableContent
+from rag_common.telemetry import background_task
 
 from .embedding_model import ModelEmbedder
 from .ports import Cache
@@ -148,7 +149,7 @@ class ReembedRunner:
         await asyncio.gather(*self._tasks, return_exceptions=True)
 
     def _schedule(self, job_id: str) -> None:
-        task = asyncio.create_task(self._run(job_id), name=f"reembed-job-{job_id}")
+        task = background_task(self._run(job_id), name=f"reembed-job-{job_id}")
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
