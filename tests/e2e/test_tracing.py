@@ -1,9 +1,10 @@
 """One trace per request across all six services, on a stack of its own.
 
-Known issue, still open: on the shared e2e stack, after the document and tenancy tests, the retrieval
-service sometimes records its spans under a stale trace id for every later request on a keep-alive
-connection (seen once in several runs; not reproduced in isolation). These tests get a fresh stack so
-they check propagation itself; the stale-context bug is tracked in the operations issue.
+On the shared stack, after the document tests, the retrieval service was once seen recording spans
+under a stale trace id. The cause: ingestion jobs were started inside the submitting request and
+copied its context, so their calls carried that request's trace long after it ended. Jobs now run
+under a root span of their own (`rag_common.telemetry.background_task`, unit-tested in
+libs/common/tests/test_tracing.py); these tests keep a fresh stack so they check propagation alone.
 """
 
 from __future__ import annotations
