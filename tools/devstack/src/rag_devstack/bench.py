@@ -31,8 +31,14 @@ def goals_path(script: str | Path) -> Path:
 def record_goals(script: str | Path, goals: list[Goal]) -> Path:
     """Write the goals next to the script (`<script>.goals.json`) and return the file."""
     path = goals_path(script)
-    path.write_text(json.dumps([asdict(goal) for goal in goals], indent=2) + "\n")
+    plain = [asdict(goal) | {"reached": bool(goal.reached), "ratio": _number(goal.ratio)} for goal in goals]
+    path.write_text(json.dumps(plain, indent=2) + "\n")
     return path
+
+
+def _number(value: float | None) -> float | None:
+    """numpy scalars (bool_, float64) are not JSON: benchmarks compute with them."""
+    return None if value is None else float(value)
 
 
 def read_goals(path: Path) -> list[Goal]:
