@@ -12,9 +12,9 @@ from typing import Protocol
 
 from rag_common.contracts import DocumentIn, IngestRequest, JobStatus
 from rag_common.errors import NotFound, ServiceError, ServiceUnavailable
-from rag_common.telemetry import background_task
 
 from . import ingest as ingest_service
+from .background import JobTasks
 from .pipeline import Pipeline
 
 logger = logging.getLogger(__name__)
@@ -56,7 +56,7 @@ class JobRunner:
         self._batch = batch_documents
         self._backoff_s = backoff_s
         self._slots = asyncio.Semaphore(concurrency)
-        self._tasks: set[asyncio.Task[None]] = set()
+        self._tasks = JobTasks()
 
     async def submit(self, request: IngestRequest, tenant: str) -> JobStatus:
         status = JobStatus(
@@ -83,14 +83,10 @@ class JobRunner:
 
     async def aclose(self) -> None:
         """Stops the workers; their jobs stay active in Redis and resume at the next start."""
-        for task in self._tasks:
-            task.cancel()
-        await asyncio.gather(*self._tasks, return_exceptions=True)
+        await self._tasks.aclose()
 
     def _schedule(self, job_id: str) -> None:
-        task = background_task(self._run(job_id), name=f"ingest-job-{job_id}")
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
+        self._tasks.start(self._run(job_id), name=f"ingest-job-{job_id}")
 
     async def _run(self, job_id: str) -> None:
         async with self._slots:

@@ -26,8 +26,8 @@ from rag_common.contracts import (
     StoredPoint,
 )
 from rag_common.errors import Conflict, NotFound, ServiceError, ServiceUnavailable, UnprocessableContent
-from rag_common.telemetry import background_task
 
+from .background import JobTasks
 from .embedding_model import ModelEmbedder
 from .ports import Cache
 
@@ -112,7 +112,7 @@ class ReembedRunner:
         self._cache = cache
         self._batch = batch_points
         self._backoff_s = backoff_s
-        self._tasks: set[asyncio.Task[None]] = set()
+        self._tasks = JobTasks()
 
     async def submit(self, collection: str, tenant: str) -> ReembedStatus:
         """Checks the collection exists and claims it; from the 202 on, writes to it are refused."""
@@ -144,14 +144,10 @@ class ReembedRunner:
 
     async def aclose(self) -> None:
         """Stops the workers; their jobs stay active in Redis and resume at the next start."""
-        for task in self._tasks:
-            task.cancel()
-        await asyncio.gather(*self._tasks, return_exceptions=True)
+        await self._tasks.aclose()
 
     def _schedule(self, job_id: str) -> None:
-        task = background_task(self._run(job_id), name=f"reembed-job-{job_id}")
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
+        self._tasks.start(self._run(job_id), name=f"reembed-job-{job_id}")
 
     async def _run(self, job_id: str) -> None:
         status = await self._store.get(job_id)

@@ -11,8 +11,10 @@ import struct
 from collections.abc import Mapping, Sequence
 
 import numpy as np
-from redis.asyncio import BlockingConnectionPool, Redis
+from redis.asyncio import Redis
 from redis.exceptions import RedisError
+
+from rag_common.redis_pool import connect as connect
 
 from ..ports import CachedVector
 
@@ -20,17 +22,6 @@ logger = logging.getLogger(__name__)
 
 _TOKENS = struct.Struct("<I")
 _FLOAT32 = np.dtype("<f4")
-
-
-def connect(url: str, timeout_s: float) -> Redis:
-    pool = BlockingConnectionPool.from_url(
-        url,
-        max_connections=100,
-        timeout=timeout_s,
-        socket_timeout=timeout_s,
-        socket_connect_timeout=timeout_s,
-    )
-    return Redis(connection_pool=pool)
 
 
 def pack(item: CachedVector) -> bytes:

@@ -13,10 +13,11 @@ import json
 from datetime import datetime
 from typing import Any, cast
 
-from redis.asyncio import BlockingConnectionPool, Redis
+from redis.asyncio import Redis
 from redis.exceptions import RedisError, WatchError
 
 from rag_common.errors import Conflict, ServiceUnavailable
+from rag_common.redis_pool import connect as connect
 
 from ..ports import LEGACY_SCOPES, ApiKeyRecord, Scope
 
@@ -28,17 +29,6 @@ ID_SET = "rag:keyids"
 def hash_key(api_key: str) -> str:
     """Keys are stored only as SHA-256 digests; a lookup by digest leaks no timing about the key."""
     return hashlib.sha256(api_key.encode()).hexdigest()
-
-
-def connect(url: str, timeout_s: float) -> Redis:
-    pool = BlockingConnectionPool.from_url(
-        url,
-        max_connections=100,
-        timeout=timeout_s,
-        socket_timeout=timeout_s,
-        socket_connect_timeout=timeout_s,
-    )
-    return Redis(connection_pool=pool)
 
 
 def unavailable(exc: RedisError) -> ServiceUnavailable:

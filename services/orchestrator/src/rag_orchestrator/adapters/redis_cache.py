@@ -8,26 +8,16 @@ from array import array
 from collections.abc import Sequence
 from typing import cast
 
-from redis.asyncio import BlockingConnectionPool, Redis
+from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
 from rag_common.errors import UpstreamUnavailable
+from rag_common.redis_pool import connect as connect
 
 logger = logging.getLogger(__name__)
 
 PREFIX = "rag:cache:"
 ENTRY_SEPARATOR = b"\x00"
-
-
-def connect(url: str, timeout_s: float) -> Redis:
-    pool = BlockingConnectionPool.from_url(
-        url,
-        max_connections=100,
-        timeout=timeout_s,
-        socket_timeout=timeout_s,
-        socket_connect_timeout=timeout_s,
-    )
-    return Redis(connection_pool=pool)
 
 
 class RedisCache:
