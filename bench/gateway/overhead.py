@@ -19,7 +19,7 @@ from pathlib import Path
 import aiohttp
 import httpx
 
-from rag_devstack.bench import Goal, record_goals
+from rag_devstack.bench import BENCH_STACK_ENV, Goal, record_goals
 from rag_devstack.processes import ServiceProcess, free_port, start_service, wait_ready
 from rag_devstack.stack import LocalStack, local_stack
 
@@ -28,13 +28,6 @@ COLLECTION = "bench"
 QUERY = {"collection": COLLECTION, "question": "Where is Mount Etna?", "max_tokens": 8}
 CLIENTS = 64
 RESULTS = Path(__file__).with_name("RESULTS.md")
-UNLIMITED = {
-    "GATEWAY_RATE_LIMIT_PER_MINUTE": "100000000",
-    "GATEWAY_TENANT_RATE_LIMIT_PER_MINUTE": "100000000",
-    "GATEWAY_TOKENS_PER_MINUTE": "100000000000",
-    "GATEWAY_TENANT_TOKENS_PER_MINUTE": "100000000000",
-}
-QUIET = {"OTEL_SDK_DISABLED": "true", "LLM_N_THREADS": "1"}
 
 
 def paths(stack: LocalStack, httpx_gateway: ServiceProcess) -> dict[str, tuple[str, dict[str, str]]]:
@@ -125,7 +118,7 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=8.0, help="per path, 64 clients")
     args = parser.parse_args()
     load = os.getloadavg()[0]
-    with local_stack(api_key=KEY, extra_env=QUIET | UNLIMITED) as stack:
+    with local_stack(api_key=KEY, extra_env=BENCH_STACK_ENV) as stack:
         httpx_gateway = start_service(
             "gateway-httpx",
             "rag_gateway.main:create_app",

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import httpx
 
-from rag_devstack.bench import Goal, record_goals
+from rag_devstack.bench import BENCH_STACK_ENV, Goal, record_goals
 from rag_devstack.loadtest import LoadResult, collect, rss_mb, start_locust
 from rag_devstack.stack import LocalStack, local_stack
 
@@ -22,13 +22,6 @@ USERS = {"cache": 32, "full": 4}
 WARM_UP_S = 10
 MAX_GROWTH_MB = 40.0
 RESULTS = Path(__file__).with_name("RESULTS.md")
-UNLIMITED = {
-    "GATEWAY_RATE_LIMIT_PER_MINUTE": "100000000",
-    "GATEWAY_TENANT_RATE_LIMIT_PER_MINUTE": "100000000",
-    "GATEWAY_TOKENS_PER_MINUTE": "100000000000",
-    "GATEWAY_TENANT_TOKENS_PER_MINUTE": "100000000000",
-    "OTEL_SDK_DISABLED": "true",
-}
 
 
 def prepare(stack: LocalStack) -> None:
@@ -72,7 +65,7 @@ def main() -> None:
     )
     parser.add_argument("--seconds", type=int, default=60, help="measured seconds per path")
     args = parser.parse_args()
-    with local_stack(api_key=KEY, extra_env=UNLIMITED | {"LLM_N_THREADS": "1"}) as stack:
+    with local_stack(api_key=KEY, extra_env=BENCH_STACK_ENV) as stack:
         prepare(stack)
         outcomes = {path: run_path(stack, path, args.seconds) for path in USERS}
     lines = [

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import httpx
 
-from rag_devstack.bench import Goal, record_goals
+from rag_devstack.bench import BENCH_STACK_ENV, Goal, record_goals
 from rag_devstack.stack import local_stack
 
 KEY = "bench-key"
@@ -61,8 +61,7 @@ def main() -> None:
     parser.add_argument("--queries", type=int, default=30)
     args = parser.parse_args()
     shares, totals, outside = [], [], []
-    extra = {"OTEL_SDK_DISABLED": "true", "LLM_N_THREADS": "1", "GATEWAY_RATE_LIMIT_PER_MINUTE": "100000"}
-    with local_stack(api_key=KEY, extra_env=extra) as stack:
+    with local_stack(api_key=KEY, extra_env=BENCH_STACK_ENV) as stack:
         auth = {"Authorization": f"Bearer {KEY}"}
         httpx.post(
             f"{stack.gateway_url}/v1/documents",

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import httpx
 
-from rag_devstack.bench import Goal, record_goals
+from rag_devstack.bench import BENCH_STACK_ENV, Goal, record_goals
 from rag_devstack.stack import local_stack
 from rag_embedding.main import load_embedder
 from rag_embedding.settings import Settings as EmbeddingSettings
@@ -89,8 +89,7 @@ def main() -> None:
     documents = cisi.load().documents
     texts = chunks_of(documents)
     best_batch, raw = raw_rate(texts)
-    extra = {"OTEL_SDK_DISABLED": "true", "GATEWAY_RATE_LIMIT_PER_MINUTE": "100000", "LLM_N_THREADS": "1"}
-    with local_stack(api_key=KEY, extra_env=extra) as stack:
+    with local_stack(api_key=KEY, extra_env=BENCH_STACK_ENV) as stack:
         seconds, done, chunks = ingest(stack.gateway_url, documents)
     served = chunks / seconds
     ratio = served / raw

@@ -7,19 +7,14 @@ import dataclasses
 import json
 from collections import Counter
 from collections.abc import AsyncIterator, Callable
-from contextlib import asynccontextmanager
 
-import httpx
 import pytest
 import redis
-from asgi_lifespan import LifespanManager
-from fastapi import FastAPI
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from prometheus_client import REGISTRY
 
-from rag_common.app import create_service_app
 from rag_common.contracts import DocumentIn, IngestRequest, RagAnswer, RagQuery
 from rag_common.errors import UnprocessableContent
 from rag_devstack.redis_server import RedisServer
@@ -30,7 +25,6 @@ from rag_orchestrator.adapters import redis_cache
 from rag_orchestrator.adapters.redis_cache import RedisCache
 from rag_orchestrator.experiments import Experiment, Variant
 from rag_orchestrator.pipeline import Pipeline
-from rag_orchestrator.routes import router
 from rag_orchestrator.settings import Settings
 
 from .fakes import QuotingGenerator
@@ -184,32 +178,6 @@ def test_the_choice_is_recorded_on_the_requests_span(pipeline: Pipeline) -> None
         "rag.experiment": "prompt-ab",
         "rag.variant": "treatment",
     }
-
-
-def app_for(pipeline: Pipeline) -> FastAPI:
-    @asynccontextmanager
-    async def lifespan(_: FastAPI) -> AsyncIterator[dict[str, object]]:
-        yield {"pipeline": pipeline, "jobs": None, "embedding_api": None, "llm_api": None}
-
-    return create_service_app(
-        service="orchestrator", settings=pipeline.settings, lifespan=lifespan, routers=[router]
-    )
-
-
-@pytest.fixture
-async def serve() -> AsyncIterator[Callable[[Pipeline], object]]:
-    managers: list[LifespanManager] = []
-
-    async def client_for(pipeline: Pipeline) -> httpx.AsyncClient:
-        manager = LifespanManager(app_for(pipeline))
-        managers.append(await manager.__aenter__())
-        return httpx.AsyncClient(
-            transport=httpx.ASGITransport(app=manager.app), base_url="http://orchestrator"
-        )
-
-    yield client_for
-    for manager in managers:
-        await manager.__aexit__(None, None, None)
 
 
 @pytest.fixture

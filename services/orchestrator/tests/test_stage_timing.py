@@ -7,22 +7,17 @@ import asyncio
 import dataclasses
 import json
 import time
-from collections.abc import AsyncIterator, Callable
-from contextlib import asynccontextmanager
+from collections.abc import Callable
 
 import httpx
 import pytest
-from asgi_lifespan import LifespanManager
-from fastapi import FastAPI
 from prometheus_client import REGISTRY
 
-from rag_common.app import create_service_app
 from rag_common.breaker import BreakerState, CircuitBreaker
 from rag_common.contracts import DocumentIn, IngestRequest, SafetyVerdict, SearchHit, SearchRequest
 from rag_orchestrator import ingest as ingest_service
 from rag_orchestrator.adapters.deadline_safety import DeadlineSafety
 from rag_orchestrator.pipeline import Pipeline
-from rag_orchestrator.routes import router
 
 from .fakes import BagOfWordsEmbedder, KeywordSafety, MemoryRetriever
 
@@ -47,32 +42,6 @@ class SlowSafety(KeywordSafety):
     async def check(self, text: str, direction: str, tenant: str | None = None) -> SafetyVerdict:
         await asyncio.sleep(HANGS_S)
         return await super().check(text, direction, tenant)
-
-
-def app_for(pipeline: Pipeline) -> FastAPI:
-    @asynccontextmanager
-    async def lifespan(_: FastAPI) -> AsyncIterator[dict[str, object]]:
-        yield {"pipeline": pipeline, "jobs": None, "embedding_api": None, "llm_api": None}
-
-    return create_service_app(
-        service="orchestrator", settings=pipeline.settings, lifespan=lifespan, routers=[router]
-    )
-
-
-@pytest.fixture
-async def serve() -> AsyncIterator[Callable[[Pipeline], object]]:
-    managers: list[LifespanManager] = []
-
-    async def client_for(pipeline: Pipeline) -> httpx.AsyncClient:
-        manager = LifespanManager(app_for(pipeline))
-        managers.append(await manager.__aenter__())
-        return httpx.AsyncClient(
-            transport=httpx.ASGITransport(app=manager.app), base_url="http://orchestrator"
-        )
-
-    yield client_for
-    for manager in managers:
-        await manager.__aexit__(None, None, None)
 
 
 @pytest.fixture

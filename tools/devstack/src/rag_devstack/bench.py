@@ -11,6 +11,16 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 SUFFIX = ".goals.json"
+# Environment for a benchmark's local stack: no rate limit in the way, no tracing cost, one llama.cpp
+# thread (the machine's other core runs the load generator).
+BENCH_STACK_ENV = {
+    "GATEWAY_RATE_LIMIT_PER_MINUTE": "100000000",
+    "GATEWAY_TENANT_RATE_LIMIT_PER_MINUTE": "100000000",
+    "GATEWAY_TOKENS_PER_MINUTE": "100000000000",
+    "GATEWAY_TENANT_TOKENS_PER_MINUTE": "100000000000",
+    "OTEL_SDK_DISABLED": "true",
+    "LLM_N_THREADS": "1",
+}
 
 
 @dataclass(frozen=True, slots=True)
