@@ -22,13 +22,13 @@ from fastapi import FastAPI
 from pydantic import SecretStr
 
 from rag_common.app import create_service_app
-from rag_common.contracts import GenerationJobStatus, IngestRequest, RagQuery
+from rag_common.contracts import GenerationJobStatus, IngestRequest, RagQuery, SafetyVerdict
 from rag_common.errors import UpstreamUnavailable
 from rag_common.metrics import QUEUE_DEPTH
 from rag_devstack.processes import free_port
 from rag_devstack.redis_server import RedisServer
 from rag_orchestrator import rag as rag_service
-from rag_orchestrator import tenancy, webhooks
+from rag_orchestrator import safety_policy, tenancy, webhooks
 from rag_orchestrator.adapters import redis_cache
 from rag_orchestrator.adapters.http_webhook import HttpWebhookSender
 from rag_orchestrator.adapters.redis_generation_jobs import PREFIX, RedisGenerationJobs
@@ -417,3 +417,31 @@ async def test_a_job_is_routed_like_a_query_and_a_model_not_allowed_is_refused_a
             await wait_for(client, submitted.json()["job_id"], "succeeded")
     assert isinstance(routed.generator, QuotingGenerator)
     assert routed.generator.requests[-1].model == "large"
+
+
+class PolicyRecordingSafety(KeywordSafety):
+    """Records the safety policy in force at each check, as the real safety client sends it."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.policies: list[str | None] = []
+
+    async def check(self, text: str, direction: str, tenant: str | None = None) -> SafetyVerdict:
+        self.policies.append(safety_policy.current())
+        return await super().check(text, direction, tenant)
+
+
+async def test_a_job_runs_under_the_safety_policy_of_the_key_that_submitted_it(
+    redis_url: str, kitchen: Pipeline, settled_queue: None
+) -> None:
+    recording = PolicyRecordingSafety()
+    checked = dataclasses.replace(kitchen, safety=recording)
+    headers = acme() | {safety_policy.POLICY_HEADER: "strict"}
+    async with store_on(redis_url) as store, api(checked, store) as client:
+        submitted = await client.post("/v1/rag/jobs", json=QUESTION, headers=headers)
+        assert submitted.status_code == 202, submitted.text
+        assert submitted.json()["safety_policy"] == "strict"
+        async with worker_on(redis_url, checked):
+            await wait_for(client, submitted.json()["job_id"], "succeeded")
+    assert recording.policies
+    assert set(recording.policies) == {"strict"}

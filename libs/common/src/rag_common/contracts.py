@@ -596,6 +596,9 @@ class GenerationJobStatus(BaseModel):
     retries: int = Field(default=0, description="Retries while a downstream service was unavailable.")
     error: JobProblem | None = None
     webhook: WebhookState = "none"
+    safety_policy: str | None = Field(
+        default=None, description="The safety policy of the key that submitted it; the job runs under it."
+    )
     created_at: float = Field(default_factory=time.time)
     updated_at: float = Field(default_factory=time.time)
 

@@ -15,7 +15,7 @@ from rag_common import metrics
 from rag_common.contracts import GenerationJobStatus, RagAnswer, RagJobRequest
 from rag_common.errors import Conflict, NotFound
 
-from . import tenancy
+from . import safety_policy, tenancy
 from . import webhooks as webhooks_service
 from .settings import Settings
 
@@ -83,7 +83,12 @@ async def submit(
     if body.webhook_url is not None:
         webhooks_service.check_url(body.webhook_url, settings)
     scoped = body.model_copy(update={"collection": tenancy.physical(tenant, body.collection)})
-    status = GenerationJobStatus(job_id=uuid.uuid4().hex, collection=body.collection, tenant=tenant)
+    status = GenerationJobStatus(
+        job_id=uuid.uuid4().hex,
+        collection=body.collection,
+        tenant=tenant,
+        safety_policy=safety_policy.current(),
+    )
     await store.create(status, scoped)
     metrics.QUEUE_DEPTH.labels(queue=QUEUE).set(await store.depth())
     return status

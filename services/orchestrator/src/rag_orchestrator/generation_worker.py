@@ -32,7 +32,7 @@ from rag_common.telemetry import tracer
 
 from . import rag as rag_service
 from . import router as model_router
-from . import tenancy
+from . import safety_policy, tenancy
 from . import webhooks as webhooks_service
 from .generation_jobs import QUEUE, Delivery, GenerationJobStore
 from .pipeline import Pipeline
@@ -179,6 +179,7 @@ class GenerationWorker:
         self, status: GenerationJobStatus, request: RagJobRequest
     ) -> tuple[RagAnswer | None, JobProblem | None]:
         tenancy.set_current(status.tenant)
+        safety_policy.set_current(status.safety_policy)
         query = RagQuery.model_validate(request.model_dump(exclude={"webhook_url"}))
         try:
             with tenancy.tenant_errors(status.tenant):
