@@ -279,7 +279,9 @@ def test_an_ingestion_job_outlives_the_retrieval_service_and_loses_nothing(fault
         job_url = f"/v1/documents/jobs/{submitted.json()['job_id']}"
 
         def job() -> dict[str, object]:
-            return client.get(job_url, headers=AUTH).json()
+            response = client.get(job_url, headers=AUTH)
+            assert response.status_code == 200, response.text
+            return dict(response.json())
 
         wait_until(lambda: job()["documents_done"] > 0, 120, "the job's first batch")
         stack.services["retrieval"].process.kill()
