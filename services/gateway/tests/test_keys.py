@@ -203,3 +203,20 @@ async def test_concurrent_rotations_leave_exactly_one_working_secret(gateway: Ga
     assert {r.status_code for r in rotations} <= {200, 409}
     assert secrets
     assert len(working) == 1
+
+
+async def test_a_cached_key_record_rewritten_in_redis_is_read_again(
+    gateway: GatewayFactory, redis_sync: redis.Redis
+) -> None:
+    async with gateway() as client:
+        issued = await create(client, scopes=["query"])
+        key, stored = bearer(str(issued["key"])), KEY_PREFIX + hash_key(str(issued["key"]))
+        first = await client.post("/v1/rag/query", json=QUESTION, headers=key)
+        record = json.loads(redis_sync.get(stored) or b"{}")
+        redis_sync.set(stored, json.dumps(record | {"tenant": "globex"}))
+        moved = await client.post("/v1/rag/query", json=QUESTION, headers=key)
+        redis_sync.set(stored, json.dumps(record | {"scopes": ["ingest"]}))
+        narrowed = await client.post("/v1/rag/query", json=QUESTION, headers=key)
+    assert first.json()["tenant"] == "acme"
+    assert moved.json()["tenant"] == "globex", "the cached record was confirmed, found changed, read again"
+    assert narrowed.status_code == 403

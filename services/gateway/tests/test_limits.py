@@ -227,7 +227,7 @@ def command_calls(r: redis.Redis) -> dict[str, int]:
     return {name.removeprefix("cmdstat_"): int(value["calls"]) for name, value in stats.items()}
 
 
-async def test_a_query_reads_the_key_then_admits_reserves_and_settles_after_answering(
+async def test_a_query_with_a_cached_key_costs_one_admission_step_then_the_settlement(
     gateway: GatewayFactory, redis_sync: redis.Redis
 ) -> None:
     async with gateway() as client:
@@ -236,7 +236,8 @@ async def test_a_query_reads_the_key_then_admits_reserves_and_settles_after_answ
         response = await client.post("/v1/rag/query", json={"question": "usage=7"}, headers=bearer(DEV_KEY))
     sent = {name: n for name, n in command_calls(redis_sync).items() if name in ROUND_TRIP_COMMANDS}
     assert response.status_code == 200
-    assert sent == {"get": 1, "evalsha": 3}, "the key, the request, its token estimate, then the real usage"
+    # The one `get` is the guard's, inside the admission script: the key record itself came from the cache.
+    assert sent == {"get": 1, "evalsha": 2}, "the request with its token estimate, then the real usage"
     assert window_total(redis_sync, "tokens-per-key", "key:dev") == 10 + 7
     assert window_total(redis_sync, "per-key", "key:dev") == 2
 
@@ -265,3 +266,20 @@ async def test_the_usage_is_settled_once_the_answer_has_been_sent(stand_in_url: 
     finally:
         await client.aclose()
     assert events == ["http.response.start", "http.response.body", ("settled", 7)]
+
+
+async def test_generation_requests_with_an_invalid_body_still_count_against_the_request_limit(
+    gateway: GatewayFactory,
+) -> None:
+    invalid = {"question": ""}
+    async with gateway(rate_limit_per_minute=2) as client:
+        refused = [
+            await client.post("/v1/rag/query", json=invalid, headers=bearer(DEV_KEY)) for _ in range(2)
+        ]
+        over_rag = await client.post("/v1/rag/query", json=invalid, headers=bearer(DEV_KEY))
+        over_chat = await client.post("/v1/chat/completions", json={"messages": []}, headers=bearer(DEV_KEY))
+        valid = await client.post("/v1/rag/query", json={"question": "q"}, headers=bearer(DEV_KEY))
+    assert [r.status_code for r in refused] == [422, 422]
+    assert '"per-key";r=0' in refused[1].headers["ratelimit"]
+    assert (over_rag.status_code, over_chat.status_code, valid.status_code) == (429, 429, 429)
+    assert over_rag.json()["policy"] == "per-key"

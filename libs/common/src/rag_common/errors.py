@@ -177,7 +177,7 @@ def problem_response(
     return JSONResponse(body, status_code=status, headers=headers, media_type=PROBLEM_JSON)
 
 
-async def _service_error(request: Request, exc: Exception) -> JSONResponse:
+async def service_error_response(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, ServiceError)
     if exc.status_code >= 500:
         logger.warning("request failed: %s", exc.detail, extra={"status": exc.status_code})
@@ -202,7 +202,7 @@ def _describe_validation_error(exc: RequestValidationError) -> tuple[str, list[d
     return f"{where}: {first['msg']}", errors
 
 
-async def _validation_error(request: Request, exc: Exception) -> JSONResponse:
+async def validation_error_response(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, RequestValidationError)
     detail, errors = _describe_validation_error(exc)
     return problem_response(
@@ -244,7 +244,7 @@ async def _unexpected_error(request: Request, exc: Exception) -> JSONResponse:
 
 def add_exception_handlers(app: FastAPI) -> None:
     """Render every error, expected or not, as problem+json with the request id."""
-    app.add_exception_handler(ServiceError, _service_error)
-    app.add_exception_handler(RequestValidationError, _validation_error)
+    app.add_exception_handler(ServiceError, service_error_response)
+    app.add_exception_handler(RequestValidationError, validation_error_response)
     app.add_exception_handler(StarletteHTTPException, _http_error)
     app.add_exception_handler(Exception, _unexpected_error)

@@ -66,6 +66,24 @@ class UpstreamAiohttpTransport(AiohttpTransport):
             raise httpx.ReadError(str(exc) or type(cause).__name__, request=request) from cause
 
 
+class _NoCookies(httpx.Cookies):
+    def extract_cookies(self, response: httpx.Response) -> None:
+        return None
+
+
+class _CookielessClient(httpx.AsyncClient):
+    """Services exchange no cookies: this skips httpx's cookie parsing of every response, a few
+    percent of a proxying service's CPU."""
+
+    @property
+    def cookies(self) -> httpx.Cookies:
+        return _NoCookies()
+
+    @cookies.setter
+    def cookies(self, value: object) -> None:
+        return None
+
+
 class ServiceClient:
     """A typed client for one upstream service.
 
@@ -100,7 +118,7 @@ class ServiceClient:
         self._backoff_s = backoff_s
         self._timeout_s = timeout_s
         token = internal_token.get_secret_value() if isinstance(internal_token, SecretStr) else internal_token
-        self._client = httpx.AsyncClient(
+        self._client = _CookielessClient(
             base_url=base_url,
             timeout=httpx.Timeout(timeout_s, connect=connect_timeout_s),
             transport=transport,

@@ -3,9 +3,10 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 from typing import Annotated
 
-from fastapi import Depends, Request
+from fastapi import Depends, Request, Response
 from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBearer
 
+from rag_common.errors import ServiceError, service_error_response, validation_error_response
 from rag_common.http import ServiceClient
 
 from . import access as access_service
@@ -19,6 +20,7 @@ bearer = HTTPBearer(
     auto_error=False, description="The API key, or a JWT from the identity provider when JWT auth is on."
 )
 api_key_header = APIKeyHeader(name="X-API-Key", auto_error=False)
+GENERATION_SCOPE: Scope = "query"
 
 # Every dependency is `async def`: FastAPI runs a plain `def` one in a worker thread, a thread hop per
 # dependency per request, which was a large part of the gateway's own time.
@@ -72,9 +74,45 @@ def caller_with(scope: Scope) -> Callable[..., Awaitable[Caller]]:
     ) -> Caller:
         caller = await access_service.authenticate(api_key, keys=keys, jwt=jwt)
         access_service.require_scope(caller, scope)
-        return await limits_service.admit_request(caller, limiter=limiter, settings=settings)
+        admission = await limits_service.admit(
+            caller, scope, estimate=None, keys=keys, limiter=limiter, settings=settings
+        )
+        return admission.caller
 
     return get_caller
+
+
+async def get_generation_caller(
+    request: Request, api_key: ApiKeyDep, keys: KeyStoreDep, jwt: JwtDep
+) -> Caller:
+    """Authenticate and check the `query` scope; the request is counted together with its token
+    reservation once the body is valid (`relay`), or alone when it is not (`count_invalid_request`)."""
+    caller = await access_service.authenticate(api_key, keys=keys, jwt=jwt)
+    access_service.require_scope(caller, GENERATION_SCOPE)
+    request.state.uncounted_caller = caller
+    return caller
+
+
+async def count_invalid_request(request: Request, exc: Exception) -> Response:
+    """A generation request whose body failed validation still counts against the request limits:
+    its 422 becomes a 429 (or 401) when counting it says so."""
+    caller: Caller | None = getattr(request.state, "uncounted_caller", None)
+    if caller is not None:
+        try:
+            admission = await limits_service.admit(
+                caller,
+                GENERATION_SCOPE,
+                estimate=None,
+                keys=request.state.keys,
+                limiter=request.state.limiter,
+                settings=request.state.settings,
+            )
+        except ServiceError as refused:
+            return await service_error_response(request, refused)
+        response = await validation_error_response(request, exc)
+        response.headers.update(limits_service.headers(admission.caller.rate))
+        return response
+    return await validation_error_response(request, exc)
 
 
 async def get_admin(api_key: ApiKeyDep, keys: KeyStoreDep, settings: SettingsDep) -> Admin:
@@ -82,5 +120,6 @@ async def get_admin(api_key: ApiKeyDep, keys: KeyStoreDep, settings: SettingsDep
 
 
 QueryCallerDep = Annotated[Caller, Depends(caller_with("query"))]
+GenerationCallerDep = Annotated[Caller, Depends(get_generation_caller)]
 IngestCallerDep = Annotated[Caller, Depends(caller_with("ingest"))]
 AdminDep = Annotated[Admin, Depends(get_admin)]

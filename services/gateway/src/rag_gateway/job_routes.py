@@ -17,7 +17,7 @@ from . import limits as limits_service
 from . import proxy as proxy_service
 from . import relay as relay_service
 from .access import Caller
-from .deps import LimiterDep, OrchestratorDep, QueryCallerDep, SettingsDep
+from .deps import GenerationCallerDep, KeyStoreDep, LimiterDep, OrchestratorDep, QueryCallerDep, SettingsDep
 from .routes import REFUSALS
 
 router = APIRouter(prefix="/v1/rag/jobs", tags=["rag"])
@@ -49,14 +49,21 @@ async def _forward(orchestrator: OrchestratorDep, caller: Caller, method: str, p
 )
 async def submit_generation_job(
     body: RagJobRequest,
-    caller: QueryCallerDep,
+    caller: GenerationCallerDep,
     orchestrator: OrchestratorDep,
+    keys: KeyStoreDep,
     limiter: LimiterDep,
     settings: SettingsDep,
 ) -> Response:
     """A RAG query answered in the background; poll the job, or pass `webhook_url` to be called."""
-    response = await relay_service.relay(
-        body, "/v1/rag/jobs", caller=caller, orchestrator=orchestrator, limiter=limiter, settings=settings
+    response = await relay_service.relay_generation(
+        body,
+        "/v1/rag/jobs",
+        caller=caller,
+        orchestrator=orchestrator,
+        keys=keys,
+        limiter=limiter,
+        settings=settings,
     )
     return _located(response)
 

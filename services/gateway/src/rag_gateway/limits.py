@@ -4,6 +4,9 @@ Tokens are reserved before the call with an estimate and settled afterwards with
 requests in flight at the same time can never admit more than the limit between them (only a wrong
 estimate can make real usage exceed it, and the next requests then wait longer).
 
+The request count and the token reservation are one atomic Redis step (`admit`), which also checks
+that a key record served from the process's cache is still the stored one.
+
 Estimate (documented in the README): ceil(prompt characters / 4) + top_k x `passage_tokens` for
 grounded requests + `max_tokens` (or `default_max_tokens`).
 """
@@ -18,10 +21,11 @@ from typing import Literal
 
 from rag_common import metrics
 from rag_common.contracts import ChatCompletionRequest, RagQuery
-from rag_common.errors import RateLimited, ServiceUnavailable
+from rag_common.errors import RateLimited, ServiceUnavailable, Unauthorized
 
+from . import access as access_service
 from .access import Caller
-from .ports import Demand, Policy, RateDecision, RateLimiter
+from .ports import Demand, Guard, KeyStore, Policy, RateDecision, RateLimiter, Scope
 from .settings import Settings
 
 logger = logging.getLogger(__name__)
@@ -36,6 +40,12 @@ class TokenReservation:
     reservation: str
     estimate: int
     decision: RateDecision | None
+
+
+@dataclass(frozen=True, slots=True)
+class Admission:
+    caller: Caller  # its `rate` is the decision over every policy
+    tokens: TokenReservation | None
 
 
 def request_policies(caller: Caller, settings: Settings) -> list[Demand]:
@@ -102,39 +112,48 @@ def _refusal(decision: RateDecision, cost: int) -> RateLimited:
 
 
 async def _reserve(
-    demands: list[Demand], reservation: str, *, limiter: RateLimiter, mode: FailureMode
+    demands: list[Demand], reservation: str, guard: Guard | None, *, limiter: RateLimiter, mode: FailureMode
 ) -> RateDecision | None:
     """None when Redis failed and the failure mode is open: the request goes through unlimited."""
     try:
-        decision = await limiter.reserve(demands, reservation)
+        decision = await limiter.reserve(demands, reservation, guard)
     except ServiceUnavailable:
         if mode == "closed":
             raise
         logger.warning("rate limiting skipped: Redis failed (GATEWAY_REDIS_FAILURE_MODE=open)")
         return None
-    if not decision.allowed:
-        raise _refusal(decision, max(d.cost for d in demands))
+    if not decision.allowed and not decision.stale:
+        raise _refusal(decision, next(d.cost for d in demands if d.policy == decision.refused))
     return decision
 
 
-async def admit_request(caller: Caller, *, limiter: RateLimiter, settings: Settings) -> Caller:
-    demands = request_policies(caller, settings)
-    decision = await _reserve(demands, uuid.uuid4().hex, limiter=limiter, mode=settings.redis_failure_mode)
-    return Caller(key=caller.key, subject=caller.subject, rate=decision)
+async def admit(
+    caller: Caller,
+    scope: Scope,
+    *,
+    estimate: int | None,
+    keys: KeyStore,
+    limiter: RateLimiter,
+    settings: Settings,
+) -> Admission:
+    """Count the request and, with a token `estimate`, reserve its tokens, in one atomic Redis step.
 
-
-async def reserve_tokens(
-    caller: Caller, estimate: int, *, limiter: RateLimiter, settings: Settings
-) -> TokenReservation:
-    policies = token_policies(caller, settings)
+    When that step finds the caller's cached key record changed, the key is read again (401 once
+    revoked or rotated) and admitted once more.
+    """
     reservation = uuid.uuid4().hex
-    decision = await _reserve(
-        [Demand(p, estimate) for p in policies],
-        reservation,
-        limiter=limiter,
-        mode=settings.redis_failure_mode,
-    )
-    return TokenReservation(policies, reservation, estimate, decision)
+    for _ in range(2):
+        tokens = token_policies(caller, settings) if estimate is not None else ()
+        demands = request_policies(caller, settings) + [Demand(p, estimate or 0) for p in tokens]
+        decision = await _reserve(
+            demands, reservation, caller.guard, limiter=limiter, mode=settings.redis_failure_mode
+        )
+        if decision is None or not decision.stale:
+            admitted = Caller(key=caller.key, subject=caller.subject, rate=decision)
+            reserved = None if estimate is None else TokenReservation(tokens, reservation, estimate, decision)
+            return Admission(admitted, reserved)
+        caller = await access_service.reauthenticate(caller, scope, keys=keys)
+    raise Unauthorized("The API key changed while the request was admitted; try again.")
 
 
 async def settle_tokens(reservation: TokenReservation, used: int | None, *, limiter: RateLimiter) -> None:

@@ -5,6 +5,7 @@ from contextlib import asynccontextmanager
 from typing import TypedDict
 
 from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
 from redis.exceptions import RedisError
 from starlette.middleware.cors import CORSMiddleware
 
@@ -15,6 +16,7 @@ from rag_common.telemetry import setup_tracing
 from . import jwt_auth as jwt_service
 from .adapters import redis_limits, redis_store
 from .admin_routes import router as admin_router
+from .deps import count_invalid_request
 from .document_routes import router as document_router
 from .job_routes import router as job_router
 from .ports import ALL_SCOPES, ApiKeyRecord, KeyStore, RateLimiter
@@ -58,7 +60,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[State]:
         redis = redis_store.connect(settings.redis_url, settings.redis_timeout_s)
-        keys = redis_store.RedisKeyStore(redis)
+        keys = redis_store.RedisKeyStore(redis, cached_keys=settings.cached_keys)
         if settings.dev_api_key and settings.dev_api_key.get_secret_value():
             record = ApiKeyRecord(tenant="dev", name="development", key_id=DEV_KEY_ID, scopes=ALL_SCOPES)
             await keys.register(settings.dev_api_key.get_secret_value(), record)
@@ -92,6 +94,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         public=True,
         description="The public entry of the RAG platform: API keys, rate limits, RAG and OpenAI-compatible endpoints.",
     )
+    app.add_exception_handler(RequestValidationError, count_invalid_request)
     app.add_middleware(ServerTimingMiddleware)
     if settings.cors_origins:
         app.add_middleware(

@@ -29,6 +29,24 @@ class ApiKeyRecord:
 
 
 @dataclass(frozen=True, slots=True)
+class Guard:
+    """Redis `key` still holds the value whose SHA-1 is `sha1`.
+
+    Checked in the same atomic step as a rate-limit reservation, so a key record served from the
+    process's cache can never outlive its revocation or rotation.
+    """
+
+    key: str
+    sha1: str
+
+
+@dataclass(frozen=True, slots=True)
+class CachedKey:
+    record: ApiKeyRecord
+    guard: Guard
+
+
+@dataclass(frozen=True, slots=True)
 class Policy:
     """One sliding-window limit: at most `limit` units per `window_s` seconds for `subject`.
 
@@ -65,10 +83,21 @@ class RateDecision:
     refused: Policy | None = None
     retry_after_s: int = 0
     reservation: str = ""
+    stale: bool = False  # the guard failed: nothing was reserved
 
 
 class KeyStore(Protocol):
-    async def lookup(self, api_key: str) -> ApiKeyRecord | None: ...
+    async def lookup(self, api_key: str) -> ApiKeyRecord | None:
+        """Read from Redis every time."""
+        ...
+
+    async def lookup_cached(self, api_key: str) -> CachedKey | None:
+        """Read from Redis once, then from the process's cache; confirm it with the guard."""
+        ...
+
+    def forget(self, api_key: str) -> None:
+        """Drop a cached record whose guard failed."""
+        ...
 
     async def register(self, api_key: str, record: ApiKeyRecord) -> None: ...
 
@@ -82,8 +111,10 @@ class KeyStore(Protocol):
 
 
 class RateLimiter(Protocol):
-    async def reserve(self, demands: Sequence[Demand], reservation: str) -> RateDecision:
-        """Admit every demand at once, or none of them (one atomic step)."""
+    async def reserve(
+        self, demands: Sequence[Demand], reservation: str, guard: Guard | None = None
+    ) -> RateDecision:
+        """Admit every demand at once, or none of them, and only while `guard` holds (one atomic step)."""
         ...
 
     async def settle(self, policies: Sequence[Policy], reservation: str, actual: int) -> None:

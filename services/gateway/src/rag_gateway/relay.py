@@ -1,4 +1,5 @@
-"""One proxied call: reserve tokens for generation endpoints, forward, settle with the real usage."""
+"""One proxied call. `relay` forwards for a caller already counted; `relay_generation` first counts
+the caller and reserves the body's token estimate in one step, then settles with the real usage."""
 
 from __future__ import annotations
 
@@ -12,32 +13,38 @@ from rag_common.http import ServiceClient
 from . import limits as limits_service
 from . import proxy as proxy_service
 from .access import Caller
-from .ports import RateLimiter
+from .ports import KeyStore, RateLimiter
 from .settings import Settings
 
 
-async def relay(
-    body: BaseModel,
+async def relay(body: BaseModel, path: str, *, caller: Caller, orchestrator: ServiceClient) -> Response:
+    return await proxy_service.forward(
+        orchestrator,
+        path,
+        body.model_dump_json(exclude_unset=True).encode(),
+        tenant=caller.tenant,
+        headers=limits_service.headers(caller.rate),
+        safety_policy=caller.key.safety_policy,
+        caller_id=caller.subject,
+    )
+
+
+async def relay_generation(
+    body: RagQuery | ChatCompletionRequest,
     path: str,
     *,
     caller: Caller,
     orchestrator: ServiceClient,
+    keys: KeyStore,
     limiter: RateLimiter,
     settings: Settings,
 ) -> Response:
-    payload = body.model_dump_json(exclude_unset=True).encode()
-    if not isinstance(body, RagQuery | ChatCompletionRequest):
-        return await proxy_service.forward(
-            orchestrator,
-            path,
-            payload,
-            tenant=caller.tenant,
-            headers=limits_service.headers(caller.rate),
-            safety_policy=caller.key.safety_policy,
-            caller_id=caller.subject,
-        )
     estimate = limits_service.estimate_tokens(body, settings)
-    reservation = await limits_service.reserve_tokens(caller, estimate, limiter=limiter, settings=settings)
+    admission = await limits_service.admit(
+        caller, "query", estimate=estimate, keys=keys, limiter=limiter, settings=settings
+    )
+    caller, reservation = admission.caller, admission.tokens
+    assert reservation is not None
 
     async def settle(used: int | None) -> None:
         await limits_service.settle_tokens(reservation, used, limiter=limiter)
@@ -46,9 +53,9 @@ async def relay(
         return await proxy_service.forward(
             orchestrator,
             path,
-            payload,
+            body.model_dump_json(exclude_unset=True).encode(),
             tenant=caller.tenant,
-            headers=limits_service.headers(caller.rate, reservation.decision),
+            headers=limits_service.headers(caller.rate),
             on_usage=settle,
             safety_policy=caller.key.safety_policy,
             caller_id=caller.subject,

@@ -1,13 +1,11 @@
 from __future__ import annotations
 
 from fastapi import APIRouter, Response
-from pydantic import BaseModel
 
 from rag_common.contracts import ChatCompletionRequest, IngestRequest, IngestResponse, RagAnswer, RagQuery
 
 from . import relay as relay_service
-from .access import Caller
-from .deps import IngestCallerDep, LimiterDep, OrchestratorDep, QueryCallerDep, SettingsDep
+from .deps import GenerationCallerDep, IngestCallerDep, KeyStoreDep, LimiterDep, OrchestratorDep, SettingsDep
 
 router = APIRouter(prefix="/v1")
 STREAM_NOTE = "JSON, or a `text/event-stream` when the body sets `stream: true`."
@@ -19,19 +17,6 @@ REFUSALS: dict[int | str, dict[str, str]] = {
 }
 
 
-async def _relay(
-    body: BaseModel,
-    path: str,
-    caller: Caller,
-    orchestrator: OrchestratorDep,
-    limiter: LimiterDep,
-    settings: SettingsDep,
-) -> Response:
-    return await relay_service.relay(
-        body, path, caller=caller, orchestrator=orchestrator, limiter=limiter, settings=settings
-    )
-
-
 @router.post(
     "/rag/query",
     tags=["rag"],
@@ -39,31 +24,45 @@ async def _relay(
 )
 async def rag_query(
     body: RagQuery,
-    caller: QueryCallerDep,
+    caller: GenerationCallerDep,
     orchestrator: OrchestratorDep,
+    keys: KeyStoreDep,
     limiter: LimiterDep,
     settings: SettingsDep,
 ) -> Response:
-    return await _relay(body, "/v1/rag/query", caller, orchestrator, limiter, settings)
+    return await relay_service.relay_generation(
+        body,
+        "/v1/rag/query",
+        caller=caller,
+        orchestrator=orchestrator,
+        keys=keys,
+        limiter=limiter,
+        settings=settings,
+    )
 
 
 @router.post("/documents", tags=["documents"], responses={200: {"model": IngestResponse}, **REFUSALS})
 async def ingest_documents(
-    body: IngestRequest,
-    caller: IngestCallerDep,
-    orchestrator: OrchestratorDep,
-    limiter: LimiterDep,
-    settings: SettingsDep,
+    body: IngestRequest, caller: IngestCallerDep, orchestrator: OrchestratorDep
 ) -> Response:
-    return await _relay(body, "/v1/documents", caller, orchestrator, limiter, settings)
+    return await relay_service.relay(body, "/v1/documents", caller=caller, orchestrator=orchestrator)
 
 
 @router.post("/chat/completions", tags=["openai"], responses={200: {"description": STREAM_NOTE}, **REFUSALS})
 async def chat_completions(
     body: ChatCompletionRequest,
-    caller: QueryCallerDep,
+    caller: GenerationCallerDep,
     orchestrator: OrchestratorDep,
+    keys: KeyStoreDep,
     limiter: LimiterDep,
     settings: SettingsDep,
 ) -> Response:
-    return await _relay(body, "/v1/chat/completions", caller, orchestrator, limiter, settings)
+    return await relay_service.relay_generation(
+        body,
+        "/v1/chat/completions",
+        caller=caller,
+        orchestrator=orchestrator,
+        keys=keys,
+        limiter=limiter,
+        settings=settings,
+    )

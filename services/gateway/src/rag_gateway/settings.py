@@ -35,11 +35,18 @@ class Settings(ServiceSettings):
     redis_timeout_s: float = Field(
         default=1.0, gt=0, description="Per Redis command; past it the request gets 503."
     )
+    cached_keys: int = Field(
+        default=10_000,
+        ge=1,
+        description="API key records each replica keeps in memory (least recently used out first). "
+        "Each use is still confirmed against Redis in the rate-limit step, so revocation holds at once.",
+    )
     redis_failure_mode: Literal["closed", "open"] = Field(
         default="closed",
         description=(
-            "closed: any Redis failure is 503. open: authentication still needs Redis (503 without it), "
-            "but a Redis failure in the rate-limit step admits the request unlimited."
+            "closed: any Redis failure is 503. open: a Redis failure in the rate-limit step admits the "
+            "request unlimited; a key this replica has not read yet still needs Redis (503 without it), "
+            "and a key it has cached keeps working, unchecked for revocation, until Redis is back."
         ),
     )
     dev_api_key: SecretStr | None = Field(

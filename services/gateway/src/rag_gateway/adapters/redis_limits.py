@@ -2,7 +2,8 @@
 
 Each policy keeps a sorted set of reservation ids (scored by Redis `TIME` in ms) and a hash of their
 costs plus a running `__total`. A reservation is admitted on every policy or on none, inside one Lua
-script, so replicas and concurrent requests can never admit past a limit together.
+script, so replicas and concurrent requests can never admit past a limit together. With a guard, the
+same script first checks that the caller's key record is still the one stored (`ports.Guard`).
 """
 
 from __future__ import annotations
@@ -13,23 +14,29 @@ from collections.abc import Sequence
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
-from ..ports import Demand, Policy, RateDecision, WindowState
+from ..ports import Demand, Guard, Policy, RateDecision, WindowState
 from .redis_store import unavailable
 
 WINDOW_PREFIX = "rag:win:"
 
-# KEYS: per policy a sorted set and a hash. ARGV[1] reservation id, then per policy: limit, window ms, cost.
-# Returns {refused policy index (0: admitted), retry ms, then per policy: used, ms until the oldest leaves}.
+# KEYS: per policy a sorted set and a hash, then the guard's key when ARGV[2] (its SHA-1) is not empty.
+# ARGV[1] reservation id, ARGV[2] guard SHA-1 or '', then per policy: limit, window ms, cost.
+# Returns {-1} when the guard failed, else {refused policy index (0: admitted), retry ms, then per
+# policy: used, ms until the oldest leaves}.
 RESERVE_SCRIPT = """
+if ARGV[2] ~= '' then
+  local stored = redis.call('GET', KEYS[#KEYS])
+  if not stored or redis.sha1hex(stored) ~= ARGV[2] then return {-1} end
+end
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 local id = ARGV[1]
-local n = #KEYS / 2
+local n = math.floor(#KEYS / 2)
 local used, reset = {}, {}
 local refused, retry = 0, 0
 for i = 1, n do
   local z, h = KEYS[2 * i - 1], KEYS[2 * i]
-  local limit, window, cost = tonumber(ARGV[3 * i - 1]), tonumber(ARGV[3 * i]), tonumber(ARGV[3 * i + 1])
+  local limit, window, cost = tonumber(ARGV[3 * i]), tonumber(ARGV[3 * i + 1]), tonumber(ARGV[3 * i + 2])
   local total = tonumber(redis.call('HGET', h, '__total') or '0')
   local old = redis.call('ZRANGEBYSCORE', z, '-inf', now - window)
   for _, m in ipairs(old) do
@@ -67,7 +74,7 @@ end
 if refused == 0 then
   for i = 1, n do
     local z, h = KEYS[2 * i - 1], KEYS[2 * i]
-    local window, cost = tonumber(ARGV[3 * i]), tonumber(ARGV[3 * i + 1])
+    local window, cost = tonumber(ARGV[3 * i + 1]), tonumber(ARGV[3 * i + 2])
     redis.call('ZADD', z, now, id)
     redis.call('HSET', h, id, cost)
     redis.call('HINCRBY', h, '__total', cost)
@@ -112,17 +119,23 @@ class RedisRateLimiter:
         self._reserve = redis.register_script(RESERVE_SCRIPT)
         self._settle = redis.register_script(SETTLE_SCRIPT)
 
-    async def reserve(self, demands: Sequence[Demand], reservation: str) -> RateDecision:
-        if not demands:
+    async def reserve(
+        self, demands: Sequence[Demand], reservation: str, guard: Guard | None = None
+    ) -> RateDecision:
+        if not demands and guard is None:
             return RateDecision(allowed=True, reservation=reservation)
         policies = [d.policy for d in demands]
-        args: list[str | int] = [reservation]
+        keys = _keys(policies) + ([guard.key] if guard else [])
+        args: list[str | int] = [reservation, guard.sha1 if guard else ""]
         for demand in demands:
             args += [demand.policy.limit, demand.policy.window_s * 1000, demand.cost]
         try:
-            refused, retry_ms, *rest = await self._reserve(keys=_keys(policies), args=args)
+            refused, *outcome = await self._reserve(keys=keys, args=args)
         except RedisError as exc:
             raise unavailable(exc) from exc
+        if int(refused) == -1:
+            return RateDecision(allowed=False, reservation=reservation, stale=True)
+        retry_ms, *rest = outcome
         states = tuple(
             WindowState(
                 policy=policy,

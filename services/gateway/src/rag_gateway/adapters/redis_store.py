@@ -2,14 +2,19 @@
 
 Layout: `rag:apikey:<sha256 of the secret>` -> the record as JSON (never the secret);
 `rag:keyid:<id>` -> that digest, so keys can be listed, rotated and revoked by id; `rag:keyids` -> the
-set of ids. Nothing is cached in the process: every request reads Redis, so a revocation holds at
-once on every replica.
+set of ids.
+
+A record is never changed in place: rotation moves it to a new digest and revocation deletes it. So
+requests may read a record from the process's cache (`lookup_cached`, bounded, least recently used
+out first) with a guard, the SHA-1 of the stored JSON, that the rate-limit script checks against
+Redis in the same atomic step as the reservation: a revocation still holds at once on every replica.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+from collections import OrderedDict
 from datetime import datetime
 from typing import Any, cast
 
@@ -19,11 +24,12 @@ from redis.exceptions import RedisError, WatchError
 from rag_common.errors import Conflict, ServiceUnavailable
 from rag_common.redis_pool import connect as connect
 
-from ..ports import LEGACY_SCOPES, ApiKeyRecord, Scope
+from ..ports import LEGACY_SCOPES, ApiKeyRecord, CachedKey, Guard, Scope
 
 KEY_PREFIX = "rag:apikey:"
 ID_PREFIX = "rag:keyid:"
 ID_SET = "rag:keyids"
+DEFAULT_CACHED_KEYS = 10_000
 
 
 def hash_key(api_key: str) -> str:
@@ -76,15 +82,39 @@ def decode(raw: bytes | str) -> ApiKeyRecord:
 
 
 class RedisKeyStore:
-    def __init__(self, redis: Redis) -> None:
+    def __init__(self, redis: Redis, *, cached_keys: int = DEFAULT_CACHED_KEYS) -> None:
         self._redis = redis
+        self._cached_keys = cached_keys
+        self._cache: OrderedDict[str, CachedKey] = OrderedDict()
 
-    async def lookup(self, api_key: str) -> ApiKeyRecord | None:
+    async def _read(self, digest: str) -> bytes | None:
         try:
-            raw = await self._redis.get(KEY_PREFIX + hash_key(api_key))
+            raw: bytes | None = await self._redis.get(KEY_PREFIX + digest)
         except RedisError as exc:
             raise unavailable(exc) from exc
+        return raw
+
+    async def lookup(self, api_key: str) -> ApiKeyRecord | None:
+        raw = await self._read(hash_key(api_key))
         return None if raw is None else decode(raw)
+
+    async def lookup_cached(self, api_key: str) -> CachedKey | None:
+        digest = hash_key(api_key)
+        cached = self._cache.get(digest)
+        if cached is not None:
+            self._cache.move_to_end(digest)
+            return cached
+        raw = await self._read(digest)
+        if raw is None:  # unknown keys are not cached: a key created a moment ago works at once
+            return None
+        cached = CachedKey(decode(raw), Guard(KEY_PREFIX + digest, hashlib.sha1(raw).hexdigest()))
+        self._cache[digest] = cached
+        if len(self._cache) > self._cached_keys:
+            self._cache.popitem(last=False)
+        return cached
+
+    def forget(self, api_key: str) -> None:
+        self._cache.pop(hash_key(api_key), None)
 
     async def register(self, api_key: str, record: ApiKeyRecord) -> None:
         """Store a record under the secret's digest; with an id, also index it (replacing nothing else)."""
