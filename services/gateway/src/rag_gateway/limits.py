@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import logging
 import math
-import uuid
+import secrets
 from dataclasses import dataclass
 from typing import Literal
 
@@ -141,7 +141,7 @@ async def admit(
     When that step finds the caller's cached key record changed, the key is read again (401 once
     revoked or rotated) and admitted once more.
     """
-    reservation = uuid.uuid4().hex
+    reservation = secrets.token_hex(12)  # unique among a window's entries; uuid4 cost 3% of the CPU
     for _ in range(2):
         tokens = token_policies(caller, settings) if estimate is not None else ()
         demands = request_policies(caller, settings) + [Demand(p, estimate or 0) for p in tokens]
