@@ -260,7 +260,7 @@ async def test_redis_down_bypasses_the_semantic_cache_and_the_question_still_suc
     server.stop()
     answer = await rag_service.answer(asked(PARAPHRASE), pipeline=down)
     assert (answer.cached, answer.citations[0].document_id) == (False, "tea")
-    assert await cache.semantic_entries("semantic:any") == []
+    assert list(await cache.semantic_entries("semantic:any")) == []
     await cache.add_semantic_entry("semantic:any", "answer:x", semantic_cache.encode([1.0]), max_entries=3)
     await connection.aclose()
 
@@ -284,4 +284,4 @@ async def test_a_question_indexed_again_is_kept_once(cached: Pipeline) -> None:
     vector = semantic_cache.encode([1.0, 0.0])
     for _ in range(2):
         await cached.cache.add_semantic_entry("semantic:s", "answer:k", vector, max_entries=5)
-    assert await cached.cache.semantic_entries("semantic:s") == [("answer:k", vector)]
+    assert list(await cached.cache.semantic_entries("semantic:s")) == [("answer:k", vector)]

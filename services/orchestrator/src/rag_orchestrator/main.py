@@ -57,7 +57,9 @@ def _client(settings: Settings, service: str, base_url: str, timeout_s: float | 
 def _cache(settings: Settings, redis: Redis | None) -> Cache:
     if redis is None or not settings.cache_enabled:
         return NoCache()
-    return RedisCache(redis, ttl_s=settings.cache_ttl_s)
+    return RedisCache(
+        redis, ttl_s=settings.cache_ttl_s, mirror_budget_bytes=settings.semantic_cache_mirror_mb * 2**20
+    )
 
 
 async def _start_jobs(settings: Settings, redis: Redis | None, pipeline: Pipeline) -> JobRunner | None:

@@ -86,8 +86,11 @@ class Cache(Protocol):
 
     async def set_vectors(self, items: dict[str, list[float]]) -> None: ...
 
-    async def semantic_entries(self, scope: str) -> list[tuple[str, bytes]]:
-        """(answer key, encoded question vector) pairs of one scope, newest first; [] when away."""
+    async def semantic_entries(self, scope: str) -> Sequence[tuple[str, bytes]]:
+        """(answer key, encoded question vector) pairs of one scope, newest first; empty when away.
+
+        An adapter may return a `semantic_cache.SemanticEntries`, which keeps its scoring matrix.
+        """
         ...
 
     async def add_semantic_entry(self, scope: str, key: str, vector: bytes, *, max_entries: int) -> None: ...

@@ -93,6 +93,12 @@ class Settings(ServiceSettings):
     semantic_cache_max_entries: int = Field(
         default=1_000, ge=1, le=100_000, description="Questions remembered per scope, newest kept."
     )
+    semantic_cache_mirror_mb: int = Field(
+        default=64,
+        ge=1,
+        description="Memory for the semantic cache scopes each replica mirrors in process (least recently "
+        "used dropped first; a scope bigger than this is fetched whole on every lookup).",
+    )
     job_batch_documents: int = Field(default=32, ge=1, le=1000, description="Documents per step of a job.")
     job_retry_backoff_s: list[float] = Field(
         default=[0.5, 1, 2, 4, 8, 15, 30, 30, 30],
