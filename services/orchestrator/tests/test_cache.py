@@ -135,3 +135,31 @@ async def test_redis_down_bypasses_the_cache_and_the_question_still_succeeds(
         await ingest(down, TEA)
     assert caught.value.service == "redis", "a change the cache cannot hear of is refused"
     await connection.aclose()
+
+
+async def test_a_version_seen_before_is_confirmed_in_the_same_round_trip_and_a_bump_elsewhere_holds(
+    redis_server: RedisServer,
+) -> None:
+    """Two replicas: one reads answers under the version it has seen, the other bumps it."""
+    with redis.Redis.from_url(redis_server.url) as r:
+        r.flushdb()
+    connection = redis_cache.connect(redis_server.url, 0.5)
+    reader, writer = RedisCache(connection, ttl_s=60), RedisCache(connection, ttl_s=60)
+    key_for = lambda version: f"answer:c:v{version}"  # noqa: E731
+    try:
+        assert await reader.versioned_get("c", key_for) == (0, None)
+        await writer.set("answer:c:v0", b"before")
+        with redis.Redis.from_url(redis_server.url) as r:
+            r.config_resetstat()
+            seen = await reader.versioned_get("c", key_for)
+            commands = {k.removeprefix("cmdstat_"): v["calls"] for k, v in r.info("commandstats").items()}
+        await writer.bump("c")
+        after_bump = await reader.versioned_get("c", key_for)
+        await writer.set("answer:c:v1", b"after")
+        again = await reader.versioned_get("c", key_for)
+    finally:
+        await connection.aclose()
+    assert seen == (0, b"before")
+    assert commands.get("evalsha") == 1 and "incr" not in commands, "one script: version and value"
+    assert after_bump == (1, None), "the answer cached under the old version is never returned"
+    assert again == (1, b"after")

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 from rag_common import metrics
 from rag_common.contracts import ChatCompletionResponse, RagAnswer, RagQuery, SearchRequest, SearchResponse
@@ -69,6 +69,11 @@ class NoCache:
     async def collection_version(self, collection: str) -> int | None:
         return None
 
+    async def versioned_get(
+        self, collection: str, key_for: Callable[[int], str]
+    ) -> tuple[int | None, bytes | None]:
+        return None, None
+
     async def bump(self, collection: str) -> None:
         return None
 
@@ -99,7 +104,10 @@ def requested_model(configured: str | None) -> str:
 
 
 async def cached_answer(cache: Cache, key: str) -> RagAnswer | None:
-    raw = await cache.get(key)
+    return answer_from(await cache.get(key))
+
+
+def answer_from(raw: bytes | None) -> RagAnswer | None:
     metrics.record_cache_lookup("answer", hit=raw is not None)
     return (
         RagAnswer.model_validate_json(raw).model_copy(update={"cached": True, "cache": "exact"})

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from typing import Protocol
 
 from rag_common.contracts import (
@@ -75,6 +75,12 @@ class Cache(Protocol):
     """Key-value cache with per-collection versions; every method degrades to a miss or a no-op."""
 
     async def collection_version(self, collection: str) -> int | None: ...
+
+    async def versioned_get(
+        self, collection: str, key_for: Callable[[int], str]
+    ) -> tuple[int | None, bytes | None]:
+        """The collection's version and the value under `key_for(version)` (version None: away)."""
+        ...
 
     async def bump(self, collection: str) -> None: ...
 

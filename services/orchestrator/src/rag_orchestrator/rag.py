@@ -205,12 +205,14 @@ class Lookup:
 
 async def lookup(query: RagQuery, pipeline: Pipeline) -> Lookup:
     async with timing.stage("cache"):
-        version = await pipeline.cache.collection_version(query.collection)
+        requested = cache.requested_model(pipeline.settings.llm_model)
+        version, raw = await pipeline.cache.versioned_get(
+            query.collection, lambda version: _answer_key(query, pipeline, version)(requested)
+        )
         if version is None:
             return Lookup()
         key_for = _answer_key(query, pipeline, version)
-        requested = cache.requested_model(pipeline.settings.llm_model)
-        hit = await cache.cached_answer(pipeline.cache, key_for(requested))
+        hit = cache.answer_from(raw)
         scope_for = _answer_key(query, pipeline, version, cache.semantic_scope)
         return Lookup(version, key_for, hit, scope_for, requested)
 

@@ -12,7 +12,7 @@ import logging
 import uuid
 from array import array
 from collections import OrderedDict
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import cast
 
@@ -32,6 +32,15 @@ EMPTY = SemanticEntries()
 # Scopes mirrored in process, least recently used dropped first: about 26 full scopes of 1,000
 # 384-dimension entries.
 MIRROR_BUDGET_BYTES = 64 * 2**20
+
+# Versions this process has seen are confirmed here while the cached value is read: one round trip.
+# Returns {the current version} when it is not ARGV[1], else {it, the value}.
+VERSIONED_GET_SCRIPT = """
+local current = redis.call('GET', KEYS[1]) or '0'
+if current ~= ARGV[1] then return {current} end
+return {current, redis.call('GET', KEYS[2])}
+"""
+KNOWN_VERSIONS = 10_000
 
 # Each scope has a sync record next to its list, living as long: `epoch` names the list's lifetime
 # (a new one once it expired or was deleted), `count` counts additions, `moved` is the count of the
@@ -86,15 +95,42 @@ class RedisCache:
         self._mirrors: OrderedDict[str, _Mirror] = OrderedDict()
         self._mirrored_bytes = 0
         self._mirror_budget = mirror_budget_bytes
+        self._versioned_get = redis.register_script(VERSIONED_GET_SCRIPT)
+        self._known_versions: dict[str, int] = {}
 
     async def collection_version(self, collection: str) -> int | None:
         """None when Redis is unreachable: callers must then skip every cache of this collection."""
         try:
-            raw = await self._redis.get(f"{PREFIX}version:{collection}")
+            raw = await self._redis.get(_version_key(collection))
         except RedisError as exc:
             logger.warning("cache bypassed, Redis unreachable: %s", exc)
             return None
         return int(raw or 0)
+
+    async def versioned_get(
+        self, collection: str, key_for: Callable[[int], str]
+    ) -> tuple[int | None, bytes | None]:
+        """One round trip once this process has seen the collection's version: the script reads the
+        value only while that version is still current (else the current one and a second read)."""
+        known = self._known_versions.get(collection)
+        try:
+            if known is None:
+                version = int(await self._redis.get(_version_key(collection)) or 0)
+            else:
+                reply = await self._versioned_get(
+                    keys=[_version_key(collection), PREFIX + key_for(known)], args=[known]
+                )
+                if len(reply) == 2:
+                    return known, reply[1]
+                version = int(reply[0])
+            if len(self._known_versions) >= KNOWN_VERSIONS:
+                self._known_versions.clear()
+            self._known_versions[collection] = version
+            raw: bytes | None = await self._redis.get(PREFIX + key_for(version))
+        except RedisError as exc:
+            logger.warning("cache bypassed, Redis unreachable: %s", exc)
+            return None, None
+        return version, raw
 
     async def bump(self, collection: str) -> None:
         """A new version makes every answer and search cached for the collection unreachable.
@@ -103,7 +139,7 @@ class RedisCache:
         answers once Redis is back, so the change is refused instead.
         """
         try:
-            await self._redis.incr(f"{PREFIX}version:{collection}")
+            await self._redis.incr(_version_key(collection))
         except RedisError as exc:
             raise UpstreamUnavailable(
                 "redis", "Redis is unreachable, so the answer cache cannot be invalidated; try again shortly."
@@ -220,6 +256,10 @@ class _Mirror:
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "size", self.entries.estimated_bytes())
+
+
+def _version_key(collection: str) -> str:
+    return f"{PREFIX}version:{collection}"
 
 
 def _sync_key(scope: str) -> str:
