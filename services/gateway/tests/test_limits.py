@@ -19,8 +19,11 @@ from rag_common.http import ServiceClient
 from rag_devstack.processes import free_port
 from rag_devstack.redis_server import RedisServer, start_redis
 from rag_gateway import proxy
+from rag_gateway.adapters.redis_limits import RedisRateLimiter
+from rag_gateway.adapters.redis_store import connect
 from rag_gateway.limits import estimate_tokens
 from rag_gateway.main import create_app
+from rag_gateway.ports import Demand, Policy
 from rag_gateway.settings import Settings
 from rag_gateway.usage import StreamUsage
 
@@ -38,6 +41,17 @@ async def new_key(client: httpx.AsyncClient, tenant: str = "acme", **limits: int
 
 def window_total(r: redis.Redis, policy: str, subject: str) -> int:
     return int(r.hget(f"rag:win:{policy}:{subject}:cost", "__total") or 0)
+
+
+async def settled_total(r: redis.Redis, policy: str, subject: str, expected: int) -> int:
+    """The window's total once it reaches `expected` (a settlement waits up to 50 ms for a
+    reservation to carry it), or after a second."""
+    for _ in range(100):
+        total = window_total(r, policy, subject)
+        if total == expected:
+            break
+        await asyncio.sleep(0.01)
+    return total
 
 
 def test_token_estimate_is_prompt_chars_over_4_plus_passages_plus_max_tokens() -> None:
@@ -89,11 +103,11 @@ async def test_tokens_are_reserved_then_settled_with_the_real_usage(
                        if k["tenant"] == "acme")  # fmt: skip
         ask = {"question": "usage=30", "max_tokens": 60}  # estimate: 2 + 60 = 62
         first = await client.post("/v1/rag/query", json=ask, headers=key)
-        after_first = window_total(redis_sync, "tokens-per-key", f"key:{subject}")
+        after_first = await settled_total(redis_sync, "tokens-per-key", f"key:{subject}", 30)
         second = await client.post("/v1/rag/query", json=ask, headers=key)
         third = await client.post("/v1/rag/query", json=ask, headers=key)
     assert (first.status_code, second.status_code) == (200, 200)
-    assert after_first == 30, "the estimate of 62 was settled to the 30 really used"
+    assert after_first == 30, "the estimate of 62 was settled to the 30 really used, soon after"
     assert window_total(redis_sync, "tokens-per-key", f"key:{subject}") == 60
     assert window_total(redis_sync, "tokens-per-tenant", "tenant:acme") == 60
     assert third.status_code == 429
@@ -283,3 +297,32 @@ async def test_generation_requests_with_an_invalid_body_still_count_against_the_
     assert '"per-key";r=0' in refused[1].headers["ratelimit"]
     assert (over_rag.status_code, over_chat.status_code, valid.status_code) == (429, 429, 429)
     assert over_rag.json()["policy"] == "per-key"
+
+
+async def test_a_settlement_rides_on_the_next_reservation_or_goes_alone_when_none_comes(
+    redis_server: RedisServer, redis_sync: redis.Redis
+) -> None:
+    connection = connect(redis_server.url, 1.0)
+    limiter = RedisRateLimiter(connection, settle_delay_s=0.2)
+    first = (Policy("tokens-per-key", "key:a", 1000), Policy("tokens-per-tenant", "tenant:t", 1000))
+    second = (Policy("tokens-per-key", "key:b", 1000), Policy("tokens-per-tenant", "tenant:t", 1000))
+    try:
+        await limiter.reserve([Demand(p, 100) for p in first], "r1")
+        redis_sync.config_resetstat()
+        await limiter.settle(first, "r1", 7)
+        assert window_total(redis_sync, "tokens-per-key", "key:a") == 100, "the estimate counts until then"
+        await limiter.reserve([Demand(p, 100) for p in second], "r2")
+        carried = command_calls(redis_sync).get("evalsha")
+        totals = [
+            window_total(redis_sync, "tokens-per-key", "key:a"),
+            window_total(redis_sync, "tokens-per-tenant", "tenant:t"),
+        ]
+        await limiter.settle(second, "r2", 9)
+        alone = await settled_total(redis_sync, "tokens-per-key", "key:b", 9)
+    finally:
+        await limiter.aclose()
+        await connection.aclose()
+    assert carried == 1, "the next reservation carried the settlement: no call of its own"
+    assert totals == [7, 7 + 100]
+    assert alone == 9, "with no reservation coming, the settlement went on its own"
+    assert window_total(redis_sync, "tokens-per-tenant", "tenant:t") == 7 + 9

@@ -82,6 +82,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                 "settings": settings,
             }
         finally:
+            await limiter.aclose()
             await orchestrator.aclose()
             await redis.aclose()
 

@@ -118,5 +118,6 @@ class RateLimiter(Protocol):
         ...
 
     async def settle(self, policies: Sequence[Policy], reservation: str, actual: int) -> None:
-        """Replace a reservation's cost with what was really used."""
+        """Replace a reservation's cost with what was really used (soon: it may wait for the next
+        reservation to carry it; until then the estimate counts)."""
         ...

@@ -4,10 +4,17 @@ Each policy keeps a sorted set of reservation ids (scored by Redis `TIME` in ms)
 costs plus a running `__total`. A reservation is admitted on every policy or on none, inside one Lua
 script, so replicas and concurrent requests can never admit past a limit together. With a guard, the
 same script first checks that the caller's key record is still the one stored (`ports.Guard`).
+
+Settlements wait in the process for the next reservation, which applies them first in its own
+script call: under load no request pays a round trip of its own for its settlement. Those not taken
+within `SETTLE_DELAY_S` go on their own. Until then a reservation keeps its estimate, which can only
+refuse early, never admit past a limit.
 """
 
 from __future__ import annotations
 
+import asyncio
+import logging
 import math
 from collections.abc import Sequence
 
@@ -18,25 +25,53 @@ from ..ports import Demand, Guard, Policy, RateDecision, WindowState
 from .redis_store import unavailable
 
 WINDOW_PREFIX = "rag:win:"
+SETTLE_DELAY_S = 0.05
+logger = logging.getLogger(__name__)
 
-# KEYS: per policy a sorted set and a hash, then the guard's key when ARGV[2] (its SHA-1) is not empty.
-# ARGV[1] reservation id, ARGV[2] guard SHA-1 or '', then per policy: limit, window ms, cost.
+# Applies settlements. KEYS from `first`: each settlement's policy hashes in turn. ARGV from `at`: per
+# settlement how many of those keys are its, its reservation id, its real cost.
+SETTLE_LUA = """
+local function settle(first, at)
+  local k = first
+  for i = at, #ARGV, 3 do
+    local id, cost, n = ARGV[i + 1], tonumber(ARGV[i + 2]), tonumber(ARGV[i])
+    for j = k, k + n - 1 do
+      local old = redis.call('HGET', KEYS[j], id)
+      if old then
+        redis.call('HSET', KEYS[j], id, cost)
+        redis.call('HINCRBY', KEYS[j], '__total', cost - tonumber(old))
+      end
+    end
+    k = k + n
+  end
+end
+"""
+
+# KEYS: per policy a sorted set and a hash, the guard's key when ARGV[2] (its SHA-1) is not empty, then
+# the settlements' hashes. ARGV[1] reservation id, ARGV[2] guard SHA-1 or '', ARGV[3] the number of
+# policies, then per policy: limit, window ms, cost; then the settlements (`SETTLE_LUA`).
 # Returns {-1} when the guard failed, else {refused policy index (0: admitted), retry ms, then per
 # policy: used, ms until the oldest leaves}.
-RESERVE_SCRIPT = """
-if ARGV[2] ~= '' then
-  local stored = redis.call('GET', KEYS[#KEYS])
+RESERVE_SCRIPT = (
+    SETTLE_LUA
+    + """
+local n = tonumber(ARGV[3])
+local guarded = ARGV[2] ~= ''
+local settlements = 2 * n + 1
+if guarded then settlements = settlements + 1 end
+settle(settlements, 4 + 3 * n)
+if guarded then
+  local stored = redis.call('GET', KEYS[2 * n + 1])
   if not stored or redis.sha1hex(stored) ~= ARGV[2] then return {-1} end
 end
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 local id = ARGV[1]
-local n = math.floor(#KEYS / 2)
 local used, reset = {}, {}
 local refused, retry = 0, 0
 for i = 1, n do
   local z, h = KEYS[2 * i - 1], KEYS[2 * i]
-  local limit, window, cost = tonumber(ARGV[3 * i]), tonumber(ARGV[3 * i + 1]), tonumber(ARGV[3 * i + 2])
+  local limit, window, cost = tonumber(ARGV[3 * i + 1]), tonumber(ARGV[3 * i + 2]), tonumber(ARGV[3 * i + 3])
   local total = tonumber(redis.call('HGET', h, '__total') or '0')
   local old = redis.call('ZRANGEBYSCORE', z, '-inf', now - window)
   for _, m in ipairs(old) do
@@ -74,7 +109,7 @@ end
 if refused == 0 then
   for i = 1, n do
     local z, h = KEYS[2 * i - 1], KEYS[2 * i]
-    local window, cost = tonumber(ARGV[3 * i + 1]), tonumber(ARGV[3 * i + 2])
+    local window, cost = tonumber(ARGV[3 * i + 2]), tonumber(ARGV[3 * i + 3])
     redis.call('ZADD', z, now, id)
     redis.call('HSET', h, id, cost)
     redis.call('HINCRBY', h, '__total', cost)
@@ -91,19 +126,15 @@ for i = 1, n do
 end
 return out
 """
+)
 
-# KEYS: per policy a sorted set and a hash. ARGV[1] reservation id, ARGV[2] the real cost.
-SETTLE_SCRIPT = """
-for i = 1, #KEYS / 2 do
-  local h = KEYS[2 * i]
-  local old = redis.call('HGET', h, ARGV[1])
-  if old then
-    redis.call('HSET', h, ARGV[1], ARGV[2])
-    redis.call('HINCRBY', h, '__total', tonumber(ARGV[2]) - tonumber(old))
-  end
-end
+SETTLE_SCRIPT = (
+    SETTLE_LUA
+    + """
+settle(1, 1)
 return 1
 """
+)
 
 
 def _keys(policies: Sequence[Policy]) -> list[str]:
@@ -115,9 +146,12 @@ def _keys(policies: Sequence[Policy]) -> list[str]:
 
 
 class RedisRateLimiter:
-    def __init__(self, redis: Redis) -> None:
+    def __init__(self, redis: Redis, *, settle_delay_s: float = SETTLE_DELAY_S) -> None:
         self._reserve = redis.register_script(RESERVE_SCRIPT)
         self._settle = redis.register_script(SETTLE_SCRIPT)
+        self._settle_delay_s = settle_delay_s
+        self._pending = _Settlements()
+        self._flusher: asyncio.Task[None] | None = None
 
     async def reserve(
         self, demands: Sequence[Demand], reservation: str, guard: Guard | None = None
@@ -126,12 +160,14 @@ class RedisRateLimiter:
             return RateDecision(allowed=True, reservation=reservation)
         policies = [d.policy for d in demands]
         keys = _keys(policies) + ([guard.key] if guard else [])
-        args: list[str | int] = [reservation, guard.sha1 if guard else ""]
+        args: list[str | int] = [reservation, guard.sha1 if guard else "", len(policies)]
         for demand in demands:
             args += [demand.policy.limit, demand.policy.window_s * 1000, demand.cost]
+        carried, self._pending = self._pending, _Settlements()
         try:
-            refused, *outcome = await self._reserve(keys=keys, args=args)
+            refused, *outcome = await self._reserve(keys=keys + carried.keys, args=args + carried.args)
         except RedisError as exc:
+            self._pending.take_back(carried)
             raise unavailable(exc) from exc
         if int(refused) == -1:
             return RateDecision(allowed=False, reservation=reservation, stale=True)
@@ -153,9 +189,48 @@ class RedisRateLimiter:
         )
 
     async def settle(self, policies: Sequence[Policy], reservation: str, actual: int) -> None:
+        """Queued for the next reservation, or sent on its own after `settle_delay_s`."""
         if not policies:
             return
+        self._pending.add(policies, reservation, max(0, actual))
+        if self._flusher is None or self._flusher.done():
+            self._flusher = asyncio.create_task(self._flush_later())
+
+    async def _flush_later(self) -> None:
+        await asyncio.sleep(self._settle_delay_s)
+        await self.flush()
+
+    async def flush(self) -> None:
+        """Send the settlements no reservation has taken; a Redis failure leaves their estimates."""
+        carried, self._pending = self._pending, _Settlements()
+        if not carried.args:
+            return
         try:
-            await self._settle(keys=_keys(policies), args=[reservation, max(0, actual)])
+            await self._settle(keys=carried.keys, args=carried.args)
         except RedisError as exc:
-            raise unavailable(exc) from exc
+            logger.warning("%d token settlements lost, their estimates stay counted: %s", carried.count, exc)
+
+    async def aclose(self) -> None:
+        if self._flusher is not None:
+            self._flusher.cancel()
+        await self.flush()
+
+
+class _Settlements:
+    """Settlements in `SETTLE_LUA`'s layout: each one's policy hashes, and (key count, id, cost)."""
+
+    def __init__(self) -> None:
+        self.keys: list[str] = []
+        self.args: list[str | int] = []
+
+    @property
+    def count(self) -> int:
+        return len(self.args) // 3
+
+    def add(self, policies: Sequence[Policy], reservation: str, actual: int) -> None:
+        self.keys += _keys(policies)[1::2]  # only the hashes hold costs
+        self.args += [len(policies), reservation, actual]
+
+    def take_back(self, other: _Settlements) -> None:
+        self.keys = other.keys + self.keys
+        self.args = other.args + self.args
