@@ -77,6 +77,15 @@ class UpstreamAiohttpTransport(AiohttpTransport):
 
 
 @dataclass(frozen=True, slots=True)
+class _RawCall:
+    session: aiohttp.ClientSession
+    method: str
+    url: str
+    body: bytes | None
+    headers: dict[str, str]
+
+
+@dataclass(frozen=True, slots=True)
 class RawResponse:
     """A streamed answer's status and headers (names case-insensitive)."""
 
@@ -229,9 +238,14 @@ class ServiceClient:
     ) -> tuple[RawResponse, AsyncIterator[bytes]]:
         """Open a streamed response; errors before the first byte raise, later ones end the stream."""
         if self._aiohttp is not None:
-            session = self._aiohttp.session()
-            sent = self._base_headers | self._headers(headers)
-            opened = await self._guarded(lambda: self._traced_open(session, method, path, body, sent))
+            call = _RawCall(
+                self._aiohttp.session(),
+                method,
+                self._url + path,
+                body,
+                self._base_headers | self._headers(headers),
+            )
+            opened = await self._guarded(lambda: self._traced_open(call))
             return RawResponse(opened.status, opened.headers), self._iterate_aiohttp(opened)
         request = self._client.build_request(method, path, content=body, headers=self._headers(headers))
         response = await self._send(request, idempotent=False, stream=True)
@@ -323,43 +337,30 @@ class ServiceClient:
                 continue
             raise self._error_from(response)
 
-    async def _traced_open(
-        self,
-        session: aiohttp.ClientSession,
-        method: str,
-        path: str,
-        body: bytes | None,
-        headers: dict[str, str],
-    ) -> aiohttp.ClientResponse:
+    async def _traced_open(self, call: _RawCall) -> aiohttp.ClientResponse:
         """A client span and `traceparent`, as the httpx instrumentation gives the other calls."""
         if self._tracer is None:
-            return await self._aiohttp_attempts(session, method, path, body, headers)
-        url = self._url + path
-        attributes = {"http.request.method": method, "url.full": url}
-        with self._tracer.start_as_current_span(method, kind=SpanKind.CLIENT, attributes=attributes) as span:
-            propagate.inject(headers)
-            response = await self._aiohttp_attempts(session, method, path, body, headers)
+            return await self._aiohttp_attempts(call)
+        attributes = {"http.request.method": call.method, "url.full": call.url}
+        with self._tracer.start_as_current_span(
+            call.method, kind=SpanKind.CLIENT, attributes=attributes
+        ) as span:
+            propagate.inject(call.headers)
+            response = await self._aiohttp_attempts(call)
             span.set_attribute("http.response.status_code", response.status)
             return response
 
-    async def _aiohttp_attempts(
-        self,
-        session: aiohttp.ClientSession,
-        method: str,
-        path: str,
-        body: bytes | None,
-        headers: dict[str, str],
-    ) -> aiohttp.ClientResponse:
+    async def _aiohttp_attempts(self, call: _RawCall) -> aiohttp.ClientResponse:
         """`_attempts` on aiohttp itself: the same retries (a POST only when it never connected),
         timeouts and error mapping."""
         attempt = 0
         while True:
             try:
-                response = await session.request(
-                    method,
-                    self._url + path,
-                    data=body,
-                    headers=headers,
+                response = await call.session.request(
+                    call.method,
+                    call.url,
+                    data=call.body,
+                    headers=call.headers,
                     timeout=self._aiohttp_timeout,
                     allow_redirects=False,
                     auto_decompress=False,
