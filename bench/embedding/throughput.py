@@ -1,8 +1,10 @@
 """Embedding service throughput: 64 concurrent clients with one text each vs the model in-process.
 
 The in-process figure is the best of several batch sizes; the service runs as a real uvicorn process
-on loopback with its dynamic batcher. Usage: .venv/bin/python bench/embedding/throughput.py
-[--backend torch|onnx] (torch by default; onnx writes RESULTS-onnx.md).
+on loopback with its dynamic batcher. Both run with the same settings (`EMBEDDING_*` from the
+environment, e.g. `EMBEDDING_OMP_WAIT_POLICY=active` to compare spinning model threads). Usage:
+.venv/bin/python bench/embedding/throughput.py [--backend torch|onnx] (torch by default; onnx writes
+RESULTS-onnx.md).
 """
 
 from __future__ import annotations
@@ -31,8 +33,8 @@ def texts(n: int) -> list[str]:
     return [SENTENCE.format(i=i) for i in range(n)]
 
 
-def in_process_best(backend: str) -> tuple[int, float]:
-    embedder = load_embedder(Settings(backend=backend))
+def in_process_best(settings: Settings) -> tuple[int, float]:
+    embedder = load_embedder(settings)
     embedder._batch_size = 8
     embedder.embed(texts(64))
     rates = {}
@@ -73,11 +75,19 @@ async def through_service(url: str) -> tuple[float, float]:
     return REQUESTS / elapsed, statistics.median(latencies) * 1000
 
 
+def wait_policy(settings: Settings) -> str:
+    if settings.backend != "torch":
+        return ""
+    return f" torch threads wait: {settings.omp_wait_policy} (EMBEDDING_OMP_WAIT_POLICY), on both paths."
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--backend", choices=["torch", "onnx"], default="torch")
     backend = parser.parse_args().backend
-    best_batch, in_process = in_process_best(backend)
+    settings = Settings(backend=backend)
+    # load_embedder sets OMP_WAIT_POLICY here as in the service, which inherits this environment.
+    best_batch, in_process = in_process_best(settings)
     log = Path(tempfile.mkdtemp()) / "embedding.log"
     service = start_service(
         "embedding",
@@ -101,7 +111,7 @@ def main() -> None:
             f"| in-process, best batch size ({best_batch}) | {in_process:.0f} |",
             f"| service, {CLIENTS} concurrent clients, one text per request | {served:.0f} (p50 {p50_ms:.0f} ms) |",
             "",
-            f"Ratio service / in-process: {ratio:.2f} (goal 0.80: {verdict}).",
+            f"Ratio service / in-process: {ratio:.2f} (goal 0.80: {verdict}).{wait_policy(settings)}",
         ]
     )
     print(report)

@@ -10,6 +10,7 @@ from starlette.concurrency import run_in_threadpool
 from rag_common.app import create_service_app
 from rag_common.model_slots import ModelSlot, ModelVersion, version_id
 
+from .openmp import set_wait_policy
 from .ports import Embedder, Reranker, VectorCache
 from .routes import admin_router, router
 from .settings import EmbeddingBackendConfig, Settings
@@ -36,6 +37,7 @@ def build_embedder(config: EmbeddingBackendConfig, settings: Settings) -> Embedd
             batch_size=settings.batch_size,
             normalize=settings.normalize,
         )
+    set_wait_policy(settings.omp_wait_policy)  # before the adapter imports torch
     from .adapters.sentence_transformers import SentenceTransformerEmbedder
 
     return SentenceTransformerEmbedder(

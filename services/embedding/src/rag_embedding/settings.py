@@ -7,6 +7,8 @@ from pydantic_settings import SettingsConfigDict
 
 from rag_common.settings import ServiceSettings
 
+from .openmp import OmpWaitPolicy
+
 Backend = Literal["torch", "onnx"]
 DEFAULT_MODEL_NAMES: dict[Backend, str] = {"torch": "all-MiniLM-L6-v2", "onnx": "all-MiniLM-L6-v2-onnx-int8"}
 
@@ -44,6 +46,11 @@ class Settings(ServiceSettings):
     )
     onnx_threads: int = Field(
         default=0, ge=0, le=256, description="onnxruntime intra-op threads; 0 = one per core."
+    )
+    omp_wait_policy: OmpWaitPolicy = Field(
+        default="passive",
+        description="How idle model threads wait: passive (sleep, leaving the cores to the event loop), "
+        "active (spin), runtime (the OpenMP runtime's default). An OMP_WAIT_POLICY variable wins.",
     )
     device: str = Field(default="cpu", description="torch device: cpu, cuda, cuda:0, ...")
     batch_size: int = Field(default=32, ge=1, le=1024)
