@@ -11,7 +11,7 @@ from collections.abc import Iterator
 import httpx
 import pytest
 
-from rag_devstack.loadtest import collect, rss_mb, start_locust
+from rag_devstack.loadtest import collect_sampling_rss, settled_rss_mb, start_locust
 
 from .conftest import API_KEY, Stack, running_stack
 
@@ -22,7 +22,8 @@ COLLECTION = "load"
 # the first few dozen new question shapes (83 MB in 15 s after a 6 s warm-up, once in CI).
 WARM_UP_S = {"cache": 6, "full": 25}
 MEASURED_S = 15
-# Allocator noise and lazily built caches: growth beyond this after warm-up is treated as a leak.
+# Lazily built caches: growth of the settled memory (the median of each phase's last third of
+# samples, see `settled_rss_mb`) beyond this after warm-up is treated as a leak.
 MAX_GROWTH_MB = 40.0
 PHASES = {"cache": 16, "full": 4}  # concurrent users per path
 CACHED_QUESTION = "Where is Mount Etna?"  # the question bench/load/locustfile.py repeats
@@ -69,18 +70,18 @@ def loaded() -> Iterator[Stack]:
 def test_load_has_no_errors_and_no_service_grows_after_warm_up(loaded: Stack, path: str) -> None:
     env = {"RAG_API_KEY": API_KEY, "RAG_COLLECTION": COLLECTION, "RAG_MAX_TOKENS": "4"}
     users = PHASES[path]
+    pids = {name: service.process.pid for name, service in loaded.services.items()}
     warm_up = start_locust(loaded.gateway_url, tag=path, users=users, seconds=WARM_UP_S[path], env=env)
-    warm = collect(*warm_up, timeout_s=WARM_UP_S[path] + 60)
+    warm, before = collect_sampling_rss(*warm_up, timeout_s=WARM_UP_S[path] + 60, pids=pids)
     assert warm.failures == 0, warm.failure_messages
-    before = {name: rss_mb(service.process.pid) for name, service in loaded.services.items()}
 
-    measured = collect(
+    measured, after = collect_sampling_rss(
         *start_locust(loaded.gateway_url, tag=path, users=users, seconds=MEASURED_S, env=env),
         timeout_s=MEASURED_S + 60,
+        pids=pids,
     )
-    after = {name: rss_mb(service.process.pid) for name, service in loaded.services.items()}
 
     assert measured.requests > 0
     assert measured.failures == 0, measured.failure_messages
-    growth = {name: round(after[name] - before[name], 1) for name in before}
+    growth = {name: round(settled_rss_mb(after[name]) - settled_rss_mb(before[name]), 1) for name in pids}
     assert max(growth.values()) <= MAX_GROWTH_MB, f"memory grew after warm-up (MB): {growth}"

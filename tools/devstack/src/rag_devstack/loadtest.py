@@ -8,9 +8,11 @@ from __future__ import annotations
 
 import csv
 import os
+import statistics
 import subprocess
 import sys
 import tempfile
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -64,3 +66,27 @@ def rss_mb(pid: int) -> float:
         if line.startswith("VmRSS:"):
             return int(line.split()[1]) / 1024
     raise RuntimeError(f"no VmRSS for process {pid}")
+
+
+def collect_sampling_rss(
+    process: subprocess.Popen[bytes],
+    prefix: Path,
+    timeout_s: float,
+    pids: dict[str, int],
+    every_s: float = 0.5,
+) -> tuple[LoadResult, dict[str, list[float]]]:
+    """`collect`, sampling each process's resident memory every `every_s` while the run lasts."""
+    samples: dict[str, list[float]] = {name: [] for name in pids}
+    deadline = time.monotonic() + timeout_s
+    while process.poll() is None and time.monotonic() < deadline:
+        for name, pid in pids.items():
+            samples[name].append(rss_mb(pid))
+        time.sleep(every_s)
+    return collect(process, prefix, timeout_s=max(1.0, deadline - time.monotonic())), samples
+
+
+def settled_rss_mb(samples: list[float]) -> float:
+    """The median of the last third of a run's samples. Single readings swing: the safety service's
+    RSS moves by tens of MB each way from one second to the next under load, while a leak moves the
+    median."""
+    return statistics.median(samples[-max(1, len(samples) // 3) :])
