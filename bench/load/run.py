@@ -1,9 +1,9 @@
 """Load through the gateway with locust: the answer-cache path and the full RAG path with the small model.
 
 The same load as `tests/e2e/test_load.py`, run longer: a warm-up, then a measured run per path, with
-every service's resident memory sampled twice a second through both; the growth compared is that of
-the settled memory (`loadtest.settled_rss_mb`: the median of each phase's last third), since single
-readings of the safety service swing by tens of MB each way under load.
+every service's resident memory sampled twice a second through both; the growth is how far the
+measured run's settled memory (the median of its last third) lies above the warm-up's peak
+(`loadtest.rss_growth_mb`), since single readings of the safety service swing by tens of MB each way.
 Usage: .venv/bin/python bench/load/run.py [--seconds 60]
 """
 
@@ -15,7 +15,7 @@ from pathlib import Path
 import httpx
 
 from rag_devstack.bench import BENCH_STACK_ENV, Goal, record_goals
-from rag_devstack.loadtest import LoadResult, collect_sampling_rss, settled_rss_mb, start_locust
+from rag_devstack.loadtest import LoadResult, collect_sampling_rss, rss_growth_mb, start_locust
 from rag_devstack.stack import LocalStack, local_stack
 
 KEY = "bench-key"
@@ -59,7 +59,7 @@ def run_path(stack: LocalStack, path: str, seconds: int) -> tuple[LoadResult, di
         stack.gateway_url, tag=path, users=USERS[path], seconds=seconds, env=env, folder=folder
     )
     result, after = collect_sampling_rss(*measured, timeout_s=seconds + 120, pids=pids)
-    growth = {name: settled_rss_mb(after[name]) - settled_rss_mb(before[name]) for name in pids}
+    growth = {name: rss_growth_mb(before[name], after[name]) for name in pids}
     return result, growth
 
 
@@ -75,8 +75,8 @@ def main() -> None:
     lines = [
         f"locust (FastHttpUser, no think time) through the gateway, {args.seconds} s per path after a "
         f"warm-up ({', '.join(f'{path} {s} s' for path, s in WARM_UP_S.items())}); locust, the six "
-        "services and Redis share the 2 cores. Memory growth: the settled RSS (median of each phase's "
-        "last third of samples) after the measured run against after the warm-up.",
+        "services and Redis share the 2 cores. Memory growth: the measured run's settled RSS (median of "
+        "its last third of samples) above the warm-up's peak.",
         "",
         "| path | users | requests | req/s | p50 ms | p90 ms | p99 ms | failures | largest RSS growth |",
         "| --- | --- | --- | --- | --- | --- | --- | --- | --- |",

@@ -89,4 +89,14 @@ def settled_rss_mb(samples: list[float]) -> float:
     """The median of the last third of a run's samples. Single readings swing: the safety service's
     RSS moves by tens of MB each way from one second to the next under load, while a leak moves the
     median."""
-    return statistics.median(samples[-max(1, len(samples) // 3) :])
+    return statistics.median(_last_third(samples))
+
+
+def rss_growth_mb(warm_up: list[float], measured: list[float]) -> float:
+    """How far the measured run's settled memory lies above the highest reading of the warm-up's
+    last third: swings up to that peak are the allocator's, growth past it is not."""
+    return settled_rss_mb(measured) - max(_last_third(warm_up))
+
+
+def _last_third(samples: list[float]) -> list[float]:
+    return samples[-max(1, len(samples) // 3) :]
