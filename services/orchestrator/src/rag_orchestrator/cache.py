@@ -66,9 +66,6 @@ def vector_key(namespace: str, text: str) -> str:
 class NoCache:
     """Caching switched off: always a miss, writes dropped."""
 
-    async def collection_version(self, collection: str) -> int | None:
-        return None
-
     async def versioned_get(
         self, collection: str, key_for: Callable[[int], str]
     ) -> tuple[int | None, bytes | None]:

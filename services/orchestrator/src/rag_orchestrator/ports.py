@@ -74,8 +74,6 @@ class SafetyChecker(Protocol):
 class Cache(Protocol):
     """Key-value cache with per-collection versions; every method degrades to a miss or a no-op."""
 
-    async def collection_version(self, collection: str) -> int | None: ...
-
     async def versioned_get(
         self, collection: str, key_for: Callable[[int], str]
     ) -> tuple[int | None, bytes | None]:

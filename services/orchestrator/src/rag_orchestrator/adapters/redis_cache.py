@@ -98,15 +98,6 @@ class RedisCache:
         self._versioned_get = redis.register_script(VERSIONED_GET_SCRIPT)
         self._known_versions: dict[str, int] = {}
 
-    async def collection_version(self, collection: str) -> int | None:
-        """None when Redis is unreachable: callers must then skip every cache of this collection."""
-        try:
-            raw = await self._redis.get(_version_key(collection))
-        except RedisError as exc:
-            logger.warning("cache bypassed, Redis unreachable: %s", exc)
-            return None
-        return int(raw or 0)
-
     async def versioned_get(
         self, collection: str, key_for: Callable[[int], str]
     ) -> tuple[int | None, bytes | None]:
