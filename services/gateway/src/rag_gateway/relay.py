@@ -17,13 +17,21 @@ from .ports import KeyStore, RateLimiter
 from .settings import Settings
 
 
-async def relay(body: BaseModel, path: str, *, caller: Caller, orchestrator: ServiceClient) -> Response:
+async def relay(
+    body: BaseModel,
+    path: str,
+    *,
+    caller: Caller,
+    orchestrator: ServiceClient,
+    on_usage: proxy_service.UsageSink | None = None,
+) -> Response:
     return await proxy_service.forward(
         orchestrator,
         path,
         body.model_dump_json(exclude_unset=True).encode(),
         tenant=caller.tenant,
         headers=limits_service.headers(caller.rate),
+        on_usage=on_usage,
         safety_policy=caller.key.safety_policy,
         caller_id=caller.subject,
     )
@@ -50,16 +58,7 @@ async def relay_generation(
         await limits_service.settle_tokens(reservation, used, limiter=limiter)
 
     try:
-        return await proxy_service.forward(
-            orchestrator,
-            path,
-            body.model_dump_json(exclude_unset=True).encode(),
-            tenant=caller.tenant,
-            headers=limits_service.headers(caller.rate),
-            on_usage=settle,
-            safety_policy=caller.key.safety_policy,
-            caller_id=caller.subject,
-        )
+        return await relay(body, path, caller=caller, orchestrator=orchestrator, on_usage=settle)
     except ServiceError:
         await settle(0)  # refused or failed upstream before any generation: release the reservation
         raise
