@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
@@ -101,20 +102,36 @@ class HangUp(BaseHTTPRequestHandler):
         pass
 
 
+@asynccontextmanager
+async def client_for(service: str, url: str, **settings: object) -> AsyncIterator[ServiceClient]:
+    client = ServiceClient.from_settings(service, url, ServiceSettings.model_validate(settings))
+    try:
+        yield client
+    finally:
+        await client.aclose()
+
+
+@pytest.mark.parametrize("raw", [False, True], ids=["call", "stream_raw"])
 @pytest.mark.parametrize("transport", ["httpx", "aiohttp"])
-async def test_a_server_hanging_up_after_the_request_is_not_retried_for_a_post(transport: str) -> None:
+async def test_a_server_hanging_up_after_the_request_is_not_retried_for_a_post(
+    transport: str, raw: bool
+) -> None:
     """httpx-aiohttp reports that hang-up as a connect timeout, "never reached the server"; a
     retried POST could then run twice upstream."""
     HangUp.received = 0
     server = ThreadingHTTPServer(("127.0.0.1", 0), HangUp)
     threading.Thread(target=server.serve_forever, daemon=True).start()
-    settings = ServiceSettings(upstream_transport=transport, upstream_retries=2)
-    client = ServiceClient.from_settings("hangup", f"http://127.0.0.1:{server.server_address[1]}", settings)
+    url = f"http://127.0.0.1:{server.server_address[1]}"
     try:
-        with pytest.raises(UpstreamUnavailable) as raised:
-            await client.call("POST", "/v1/echo", Echo, body={"x": 1})
+        async with client_for("hangup", url, upstream_transport=transport, upstream_retries=2) as client:
+            send = (
+                client.stream_raw("POST", "/v1/echo", body=b"{}")
+                if raw
+                else client.call("POST", "/v1/echo", Echo, body={"x": 1})
+            )
+            with pytest.raises(UpstreamUnavailable) as raised:
+                await send
     finally:
-        await client.aclose()
         server.shutdown()
     assert raised.value.service == "hangup"
     assert HangUp.received == 1, "sent once, never retried"
@@ -124,15 +141,11 @@ async def test_a_server_hanging_up_after_the_request_is_not_retried_for_a_post(t
 async def test_each_transport_streams_a_raw_answer_with_its_status_and_headers(
     server_url: str, transport: str
 ) -> None:
-    settings = ServiceSettings(upstream_transport=transport, internal_token="tok")
-    client = ServiceClient.from_settings("echo", server_url, settings)
-    try:
+    async with client_for("echo", server_url, upstream_transport=transport, internal_token="tok") as client:
         response, chunks = await client.stream_raw(
             "POST", "/v1/raw", body=b"{}", headers={"X-Tenant-ID": "t"}
         )
         body = b"".join([chunk async for chunk in chunks])
-    finally:
-        await client.aclose()
     assert response.status_code == 200
     assert response.headers["x-model"] == "m1"
     assert response.headers.get("Content-Type") == "application/json"
@@ -141,51 +154,27 @@ async def test_each_transport_streams_a_raw_answer_with_its_status_and_headers(
 
 @pytest.mark.parametrize("transport", ["httpx", "aiohttp"])
 async def test_each_transport_passes_a_raw_streams_problem_through(server_url: str, transport: str) -> None:
-    client = ServiceClient.from_settings("echo", server_url, ServiceSettings(upstream_transport=transport))
-    try:
+    async with client_for("echo", server_url, upstream_transport=transport) as client:
         with pytest.raises(UpstreamError) as raised:
             await client.stream_raw("POST", "/v1/missing", body=b"{}")
-    finally:
-        await client.aclose()
     assert (raised.value.status_code, raised.value.detail) == (404, "No such thing.")
     assert raised.value.extra["thing"] == "x"
 
 
 @pytest.mark.parametrize("transport", ["httpx", "aiohttp"])
 async def test_each_transport_ends_a_raw_stream_cut_short_with_a_503(server_url: str, transport: str) -> None:
-    client = ServiceClient.from_settings("echo", server_url, ServiceSettings(upstream_transport=transport))
-    try:
+    async with client_for("echo", server_url, upstream_transport=transport) as client:
         response, chunks = await client.stream_raw("POST", "/v1/broken", body=b"{}")
         with pytest.raises(UpstreamUnavailable, match="broke off the stream"):
             _ = [chunk async for chunk in chunks]
-    finally:
-        await client.aclose()
     assert response.status_code == 200
 
 
 @pytest.mark.parametrize("transport", ["httpx", "aiohttp"])
 async def test_each_transport_maps_a_refused_raw_stream_to_a_503_naming_the_service(transport: str) -> None:
-    settings = ServiceSettings(upstream_transport=transport, upstream_retries=1)
-    client = ServiceClient.from_settings("nowhere", "http://127.0.0.1:9", settings)
-    try:
+    async with client_for(
+        "nowhere", "http://127.0.0.1:9", upstream_transport=transport, upstream_retries=1
+    ) as client:
         with pytest.raises(UpstreamUnavailable) as raised:
             await client.stream_raw("POST", "/v1/raw", body=b"{}")
-    finally:
-        await client.aclose()
     assert raised.value.service == "nowhere"
-
-
-@pytest.mark.parametrize("transport", ["httpx", "aiohttp"])
-async def test_a_raw_stream_hung_up_after_the_request_is_not_retried(transport: str) -> None:
-    HangUp.received = 0
-    server = ThreadingHTTPServer(("127.0.0.1", 0), HangUp)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    settings = ServiceSettings(upstream_transport=transport, upstream_retries=2)
-    client = ServiceClient.from_settings("hangup", f"http://127.0.0.1:{server.server_address[1]}", settings)
-    try:
-        with pytest.raises(UpstreamUnavailable):
-            await client.stream_raw("POST", "/v1/raw", body=b"{}")
-    finally:
-        await client.aclose()
-        server.shutdown()
-    assert HangUp.received == 1, "sent once, never retried"
