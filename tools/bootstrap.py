@@ -2,10 +2,17 @@
 
 Run with any Python 3.11+: `python3 tools/bootstrap.py`. torch is pinned and installed first so that
 no other package pulls a CUDA build.
+
+llama-cpp-python compiles llama.cpp on install. On x86-64 it is built for AVX2 (x86-64-v3) instead of
+the build machine's own instruction set: llama.cpp's AMX kernels, which a native build turns on for
+Intel Sapphire Rapids and later, crash the first prompt (ggml-org/llama.cpp#20824). A `CMAKE_ARGS`
+of your own (a CUDA build, say) replaces this default.
 """
 
 from __future__ import annotations
 
+import os
+import platform
 import subprocess
 import sys
 import venv
@@ -25,11 +32,22 @@ PACKAGES = [
     "tools/devstack",
     "tools/cli",
 ]
+X86_64_V3_LLAMA_CPP = (
+    "-DGGML_NATIVE=OFF -DGGML_AVX=ON -DGGML_AVX2=ON -DGGML_FMA=ON -DGGML_F16C=ON -DGGML_BMI2=ON"
+)
+
+
+def build_environment() -> dict[str, str]:
+    env = dict(os.environ)
+    if platform.machine().lower() in {"x86_64", "amd64"}:
+        env.setdefault("CMAKE_ARGS", X86_64_V3_LLAMA_CPP)
+    return env
 
 
 def pip(*args: str) -> None:
     python = VENV / "bin" / "python"
-    subprocess.run([str(python), "-m", "pip", "--disable-pip-version-check", *args], check=True, cwd=ROOT)
+    command = [str(python), "-m", "pip", "--disable-pip-version-check", *args]
+    subprocess.run(command, check=True, cwd=ROOT, env=build_environment())
 
 
 def main() -> int:
