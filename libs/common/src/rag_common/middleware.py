@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import hmac
 import json
 from collections.abc import Collection
@@ -38,6 +39,56 @@ class RequestIdMiddleware:
             await send(message)
 
         await self.app(scope, receive, send_with_id)
+
+
+class CancelOnDisconnectMiddleware:
+    """Cancels a request's handler when its caller hangs up before the response starts.
+
+    Work nobody will read piles up otherwise: a caller that fans out and gives up (the orchestrator
+    drops its input check the moment the embedding call fails) can send checks faster than a model
+    answers them, and the next real request then waits behind the abandoned ones. Work already
+    running in a worker thread finishes, but nothing queued behind it starts. The caller is watched
+    once the handler has read the whole body; a response already started is left to finish.
+    """
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        body_read = asyncio.Event()
+        responding = False
+
+        async def receive_body() -> Message:
+            message = await receive()
+            if message["type"] != "http.request" or not message.get("more_body", False):
+                body_read.set()
+            return message
+
+        async def send_marking(message: Message) -> None:
+            nonlocal responding
+            responding = True
+            await send(message)
+
+        async def hang_up() -> None:
+            await body_read.wait()
+            while (await receive())["type"] != "http.disconnect":
+                pass
+
+        handler = asyncio.ensure_future(self.app(scope, receive_body, send_marking))
+        watcher = asyncio.ensure_future(hang_up())
+        try:
+            await asyncio.wait({handler, watcher}, return_when=asyncio.FIRST_COMPLETED)
+            if not handler.done() and not responding:
+                handler.cancel()
+                await asyncio.gather(handler, return_exceptions=True)
+                return
+            await handler
+        finally:
+            watcher.cancel()
+            handler.cancel()
 
 
 class BodySizeLimitMiddleware:

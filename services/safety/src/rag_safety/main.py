@@ -9,6 +9,7 @@ from fastapi import FastAPI
 from starlette.concurrency import run_in_threadpool
 
 from rag_common.app import create_service_app
+from rag_common.middleware import CancelOnDisconnectMiddleware
 
 from .policy import PolicyBook
 from .ports import Detectors, Embedder, InjectionClassifier, PiiDetector
@@ -93,7 +94,7 @@ def create_app(settings: Settings | None = None, detectors: Detectors | None = N
             "settings": settings,
         }
 
-    return create_service_app(
+    app = create_service_app(
         service="safety",
         settings=settings,
         lifespan=lifespan,
@@ -101,3 +102,6 @@ def create_app(settings: Settings | None = None, detectors: Detectors | None = N
         description="PII redaction, prompt-injection detection, passage screening, output moderation, "
         "system-prompt leak detection and grounding scores.",
     )
+    # The orchestrator drops its input check whenever the embedding call beside it fails first.
+    app.add_middleware(CancelOnDisconnectMiddleware)
+    return app
