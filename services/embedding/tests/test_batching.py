@@ -5,7 +5,7 @@ import threading
 
 import pytest
 
-from rag_embedding.batching import DynamicBatcher
+from rag_embedding.batching import BATCH_TEXTS, DynamicBatcher
 
 
 class LengthEmbedder:
@@ -31,13 +31,22 @@ class LengthEmbedder:
         return [len(t.split()) for t in texts]
 
 
+def observed() -> tuple[float, float]:
+    """The batch-size histogram's (count, sum) so far."""
+    samples = {s.name: s.value for s in BATCH_TEXTS.collect()[0].samples}
+    return samples["rag_embedding_batch_texts_count"], samples["rag_embedding_batch_texts_sum"]
+
+
 async def test_concurrent_requests_share_model_calls_and_get_their_own_vectors() -> None:
     embedder = LengthEmbedder()
     batcher = DynamicBatcher(embedder, max_batch=64, max_wait_s=0.05)
     batcher.start()
     texts = [["a" * n] for n in range(1, 21)]
+    count_before, sum_before = observed()
     results = await asyncio.gather(*(batcher.embed(t) for t in texts))
     await batcher.aclose()
+    count_after, sum_after = observed()
+    assert (count_after - count_before, sum_after - sum_before) == (len(embedder.calls), len(texts))
     assert [r.vectors for r in results] == [[[float(n)]] for n in range(1, 21)]
     assert all(r.tokens == 1 for r in results)
     assert len(embedder.calls) < len(texts)

@@ -15,7 +15,7 @@ from rag_common.logs import configure_logging
 from rag_common.metrics import SERVICE_INFO, PrometheusMiddleware
 from rag_common.middleware import BodySizeLimitMiddleware, InternalTokenMiddleware, RequestIdMiddleware
 from rag_common.settings import ServiceSettings
-from rag_common.telemetry import fastapi_telemetry, instrument_app, setup_tracing
+from rag_common.telemetry import fastapi_telemetry, setup_tracing
 
 Lifespan = Callable[[FastAPI], AbstractAsyncContextManager[Any]]
 
@@ -54,7 +54,10 @@ def create_service_app(
     configure_logging(service, settings.log_level)
     provider = setup_tracing(service)
     app = FastAPI(
-        title=f"rag-{service}", description=description, lifespan=lifespan, telemetry=fastapi_telemetry()
+        title=f"rag-{service}",
+        description=description,
+        lifespan=lifespan,
+        telemetry=fastapi_telemetry(provider),
     )
     app.add_middleware(
         BodySizeLimitMiddleware,
@@ -74,5 +77,4 @@ def create_service_app(
         app.include_router(router)
     if settings.deprecated_routes:
         deprecate(app, settings.deprecated_routes)
-    instrument_app(app, provider)
     return app

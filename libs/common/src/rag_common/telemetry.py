@@ -11,15 +11,13 @@ from __future__ import annotations
 import asyncio
 import contextvars
 import os
-from collections.abc import Coroutine
+from collections.abc import Coroutine, MutableMapping
 from typing import Any, TypeVar
 
 import httpx
-from fastapi import FastAPI
 from fastapi.telemetry import TelemetryConfig
 from opentelemetry import trace
 from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
-from opentelemetry.instrumentation.fastapi import FastAPIInstrumentor
 from opentelemetry.instrumentation.httpx import HTTPXClientInstrumentor
 from opentelemetry.sdk.resources import SERVICE_NAME, Resource
 from opentelemetry.sdk.trace import SpanProcessor, TracerProvider
@@ -27,8 +25,8 @@ from opentelemetry.sdk.trace.export import BatchSpanProcessor
 
 T = TypeVar("T")
 
-# Regular expressions searched in the URL; Prometheus scrapes /metrics every few seconds.
-_EXCLUDED_URLS = "healthz,readyz,/metrics$"
+# Probes and Prometheus scrapes, every few seconds: no spans.
+UNTRACED_PATHS = frozenset({"/healthz", "/readyz", "/metrics"})
 
 
 def _otlp_configured() -> bool:
@@ -55,16 +53,26 @@ def setup_tracing(service_name: str, *, extra_processor: SpanProcessor | None = 
     return provider
 
 
-def fastapi_telemetry() -> TelemetryConfig | None:
-    """FastAPI's own telemetry, for `FastAPI(telemetry=...)`: off with the SDK (its spans would be
-    no-ops); else its defaults, which leave tracing to the instrumentation below."""
-    return {"tracing": False, "metrics": False, "logs": False} if sdk_disabled() else None
+def fastapi_telemetry(provider: TracerProvider) -> TelemetryConfig:
+    """FastAPI's own tracing, for `FastAPI(telemetry=...)`: one server span per request, named after
+    the route FastAPI selected, joined to the caller's trace by its `traceparent`.
 
-
-def instrument_app(app: FastAPI, provider: TracerProvider) -> None:
+    Metrics are Prometheus' (`rag_common.metrics`) and logs our JSON lines, so FastAPI records
+    neither; nor does it add spans per dependency and serialization step. Off with the SDK.
+    """
     if sdk_disabled():
-        return
-    FastAPIInstrumentor.instrument_app(app, tracer_provider=provider, excluded_urls=_EXCLUDED_URLS)
+        return {"tracing": False, "metrics": False, "logs": False}
+    return {
+        "tracer_provider": provider,
+        "metrics": False,
+        "logs": False,
+        "operation_spans": False,
+        "exclude": _untraced,
+    }
+
+
+def _untraced(scope: MutableMapping[str, Any]) -> bool:
+    return scope.get("path") in UNTRACED_PATHS
 
 
 def instrument_client(client: httpx.AsyncClient, provider: TracerProvider) -> None:

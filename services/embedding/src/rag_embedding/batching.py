@@ -1,6 +1,7 @@
 """Dynamic batching: concurrent requests merged into one model batch, each waiting a bounded time.
 
-The requests queued and not yet taken into a batch are the `rag_queue_depth{queue="embedding"}` gauge.
+The requests queued and not yet taken into a batch are the `rag_queue_depth{queue="embedding"}` gauge;
+the texts per model call, the `rag_embedding_batch_texts` histogram.
 """
 
 from __future__ import annotations
@@ -10,9 +11,15 @@ from dataclasses import dataclass, field
 
 from starlette.concurrency import run_in_threadpool
 
-from rag_common.metrics import QUEUE_DEPTH
+from rag_common.metrics import QUEUE_DEPTH, histogram
 
 from .ports import Embedder
+
+BATCH_TEXTS = histogram(
+    "rag_embedding_batch_texts",
+    "Texts encoded per model call by the dynamic batcher.",
+    buckets=(1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024, 4096),
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -88,6 +95,7 @@ class DynamicBatcher:
         if not texts:
             return
         self.batches += 1
+        BATCH_TEXTS.observe(len(texts))
         try:
             vectors, tokens = await run_in_threadpool(self._work, texts)
         except Exception as exc:  # handed to every waiting request: the worker itself must live on
