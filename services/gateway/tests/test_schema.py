@@ -18,6 +18,8 @@ from hypothesis import HealthCheck, Phase, given, settings
 
 from rag_devstack.processes import ServiceProcess, free_port, start_service, wait_ready
 from rag_devstack.redis_server import RedisServer
+from rag_gateway.main import create_app
+from rag_gateway.settings import Settings
 
 from .conftest import ADMIN_KEY, DEV_KEY
 
@@ -86,3 +88,20 @@ def test_no_operation_answers_5xx(gateway_process: ServiceProcess) -> None:
     assert min(sent.values()) >= 1, sent
     assert sum(sent.values()) >= 5 * EXAMPLES_PER_OPERATION, sent
     assert failures == [], gateway_process.log_tail(20)
+
+
+def test_every_operation_but_the_probes_declares_both_credentials() -> None:
+    """Generation routes read their credential without FastAPI's security dependencies (one dependency
+    on the hot path); their OpenAPI security must still read like every other route's."""
+    schema = create_app(Settings()).openapi()
+    both = [{"HTTPBearer": []}, {"APIKeyHeader": []}]
+    securities = {
+        f"{method.upper()} {path}": operation.get("security")
+        for path, operations in schema["paths"].items()
+        for method, operation in operations.items()
+    }
+    assert {name for name, security in securities.items() if security != both} == {
+        "GET /healthz",
+        "GET /readyz",
+    }
+    assert set(schema["components"]["securitySchemes"]) == {"HTTPBearer", "APIKeyHeader"}

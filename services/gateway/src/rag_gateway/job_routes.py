@@ -17,7 +17,7 @@ from . import limits as limits_service
 from . import proxy as proxy_service
 from . import relay as relay_service
 from .access import Caller
-from .deps import GenerationCallerDep, KeyStoreDep, LimiterDep, OrchestratorDep, QueryCallerDep, SettingsDep
+from .deps import AUTHENTICATED, GenerationDep, OrchestratorDep, QueryCallerDep
 from .routes import REFUSALS
 
 router = APIRouter(prefix="/v1/rag/jobs", tags=["rag"])
@@ -46,25 +46,11 @@ async def _forward(orchestrator: OrchestratorDep, caller: Caller, method: str, p
     "",
     status_code=status.HTTP_202_ACCEPTED,
     responses={202: {"model": GenerationJobStatus}, 422: {}, **REFUSALS},
+    openapi_extra=AUTHENTICATED,
 )
-async def submit_generation_job(
-    body: RagJobRequest,
-    caller: GenerationCallerDep,
-    orchestrator: OrchestratorDep,
-    keys: KeyStoreDep,
-    limiter: LimiterDep,
-    settings: SettingsDep,
-) -> Response:
+async def submit_generation_job(body: RagJobRequest, generation: GenerationDep) -> Response:
     """A RAG query answered in the background; poll the job, or pass `webhook_url` to be called."""
-    response = await relay_service.relay_generation(
-        body,
-        "/v1/rag/jobs",
-        caller=caller,
-        orchestrator=orchestrator,
-        keys=keys,
-        limiter=limiter,
-        settings=settings,
-    )
+    response = await relay_service.relay_generation(body, "/v1/rag/jobs", generation)
     return _located(response)
 
 

@@ -3,6 +3,8 @@ the caller and reserves the body's token estimate in one step, then settles with
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 from fastapi import Response
 from pydantic import BaseModel
 
@@ -15,6 +17,17 @@ from . import proxy as proxy_service
 from .access import Caller
 from .ports import KeyStore, RateLimiter
 from .settings import Settings
+
+
+@dataclass(frozen=True, slots=True)
+class Generation:
+    """A generation request's caller, authenticated but not yet counted, and what relaying it needs."""
+
+    caller: Caller
+    orchestrator: ServiceClient
+    keys: KeyStore
+    limiter: RateLimiter
+    settings: Settings
 
 
 async def relay(
@@ -38,18 +51,17 @@ async def relay(
 
 
 async def relay_generation(
-    body: RagQuery | ChatCompletionRequest,
-    path: str,
-    *,
-    caller: Caller,
-    orchestrator: ServiceClient,
-    keys: KeyStore,
-    limiter: RateLimiter,
-    settings: Settings,
+    body: RagQuery | ChatCompletionRequest, path: str, generation: Generation
 ) -> Response:
-    estimate = limits_service.estimate_tokens(body, settings)
+    limiter = generation.limiter
+    estimate = limits_service.estimate_tokens(body, generation.settings)
     admission = await limits_service.admit(
-        caller, "query", estimate=estimate, keys=keys, limiter=limiter, settings=settings
+        generation.caller,
+        "query",
+        estimate=estimate,
+        keys=generation.keys,
+        limiter=limiter,
+        settings=generation.settings,
     )
     caller, reservation = admission.caller, admission.tokens
     assert reservation is not None
@@ -58,7 +70,7 @@ async def relay_generation(
         await limits_service.settle_tokens(reservation, used, limiter=limiter)
 
     try:
-        return await relay(body, path, caller=caller, orchestrator=orchestrator, on_usage=settle)
+        return await relay(body, path, caller=caller, orchestrator=generation.orchestrator, on_usage=settle)
     except ServiceError:
         await settle(0)  # refused or failed upstream before any generation: release the reservation
         raise

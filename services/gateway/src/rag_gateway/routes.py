@@ -5,7 +5,7 @@ from fastapi import APIRouter, Response
 from rag_common.contracts import ChatCompletionRequest, IngestRequest, IngestResponse, RagAnswer, RagQuery
 
 from . import relay as relay_service
-from .deps import GenerationCallerDep, IngestCallerDep, KeyStoreDep, LimiterDep, OrchestratorDep, SettingsDep
+from .deps import AUTHENTICATED, GenerationDep, IngestCallerDep, OrchestratorDep
 
 router = APIRouter(prefix="/v1")
 STREAM_NOTE = "JSON, or a `text/event-stream` when the body sets `stream: true`."
@@ -21,24 +21,10 @@ REFUSALS: dict[int | str, dict[str, str]] = {
     "/rag/query",
     tags=["rag"],
     responses={200: {"model": RagAnswer, "description": STREAM_NOTE}, **REFUSALS},
+    openapi_extra=AUTHENTICATED,
 )
-async def rag_query(
-    body: RagQuery,
-    caller: GenerationCallerDep,
-    orchestrator: OrchestratorDep,
-    keys: KeyStoreDep,
-    limiter: LimiterDep,
-    settings: SettingsDep,
-) -> Response:
-    return await relay_service.relay_generation(
-        body,
-        "/v1/rag/query",
-        caller=caller,
-        orchestrator=orchestrator,
-        keys=keys,
-        limiter=limiter,
-        settings=settings,
-    )
+async def rag_query(body: RagQuery, generation: GenerationDep) -> Response:
+    return await relay_service.relay_generation(body, "/v1/rag/query", generation)
 
 
 @router.post("/documents", tags=["documents"], responses={200: {"model": IngestResponse}, **REFUSALS})
@@ -48,21 +34,11 @@ async def ingest_documents(
     return await relay_service.relay(body, "/v1/documents", caller=caller, orchestrator=orchestrator)
 
 
-@router.post("/chat/completions", tags=["openai"], responses={200: {"description": STREAM_NOTE}, **REFUSALS})
-async def chat_completions(
-    body: ChatCompletionRequest,
-    caller: GenerationCallerDep,
-    orchestrator: OrchestratorDep,
-    keys: KeyStoreDep,
-    limiter: LimiterDep,
-    settings: SettingsDep,
-) -> Response:
-    return await relay_service.relay_generation(
-        body,
-        "/v1/chat/completions",
-        caller=caller,
-        orchestrator=orchestrator,
-        keys=keys,
-        limiter=limiter,
-        settings=settings,
-    )
+@router.post(
+    "/chat/completions",
+    tags=["openai"],
+    responses={200: {"description": STREAM_NOTE}, **REFUSALS},
+    openapi_extra=AUTHENTICATED,
+)
+async def chat_completions(body: ChatCompletionRequest, generation: GenerationDep) -> Response:
+    return await relay_service.relay_generation(body, "/v1/chat/completions", generation)
