@@ -7,8 +7,7 @@ from __future__ import annotations
 import logging
 import re
 
-from opentelemetry import trace
-
+from rag_common import telemetry
 from rag_common.contracts import Citation, Grounding, SafetyVerdict
 from rag_common.errors import SafetyBlocked, UpstreamUnavailable
 
@@ -16,7 +15,7 @@ from . import deanonymise, safety_policy, tenancy
 from .pipeline import Pipeline
 
 logger = logging.getLogger(__name__)
-tracer = trace.get_tracer(__name__)
+tracer = telemetry.tracer(__name__)
 UNCHECKED = "unchecked"
 
 

@@ -15,9 +15,7 @@ from contextvars import ContextVar
 from dataclasses import dataclass, field
 from typing import TypeVar
 
-from opentelemetry import trace
-
-from rag_common import breaker, metrics
+from rag_common import breaker, metrics, telemetry
 from rag_common.errors import UpstreamUnavailable
 
 # Server-Timing order: roughly the order a query passes through them.
@@ -43,7 +41,7 @@ STAGE_DURATION = metrics.histogram(
     ("stage",),
 )
 
-tracer = trace.get_tracer(__name__)
+tracer = telemetry.tracer(__name__)
 T = TypeVar("T")
 
 
