@@ -1,11 +1,13 @@
 from __future__ import annotations
 
-from typing import Annotated
+from dataclasses import dataclass
+from typing import Annotated, Any
 
 from fastapi import Depends, Header, Request
 
 from rag_common.errors import ServiceUnavailable
 
+from . import router as model_router
 from . import safety_policy, tenancy
 from .adapters.http_clients import EmbeddingClient, LlmClient
 from .generation_jobs import GenerationJobStore
@@ -38,6 +40,51 @@ async def get_tenant(
     tenancy.set_current(resolved)
     safety_policy.set_current(safety_policy.policy_from(policy))
     return resolved
+
+
+@dataclass(frozen=True, slots=True)
+class Asked:
+    """What a RAG or chat request is asked with: the pipeline, the caller's tenant and its id."""
+
+    pipeline: Pipeline
+    tenant: str
+    caller: str | None
+
+
+async def get_asked(request: Request) -> Asked:
+    """`get_tenant` and the pipeline and caller, read in one dependency: on a cache hit FastAPI
+    resolving them as five dependencies and header parameters took 9% of the orchestrator's CPU.
+    Routes using it document the headers with `ASKED_HEADERS`."""
+    headers = request.headers
+    tenant = tenancy.tenant_from(headers.get(tenancy.TENANT_HEADER))
+    tenancy.set_current(tenant)
+    safety_policy.set_current(safety_policy.policy_from(headers.get(safety_policy.POLICY_HEADER)))
+    return Asked(request.state.pipeline, tenant, headers.get(model_router.CALLER_HEADER))
+
+
+def _optional_header(name: str, description: str) -> dict[str, Any]:
+    """An optional string header as FastAPI's `Header()` parameters appear in OpenAPI."""
+    title = "-".join(part.capitalize() for part in name.split("-"))
+    schema = {"anyOf": [{"type": "string"}, {"type": "null"}], "description": description, "title": title}
+    return {"description": description, "in": "header", "name": name, "required": False, "schema": schema}
+
+
+ASKED_HEADERS: dict[str, Any] = {
+    "parameters": [
+        _optional_header(
+            model_router.CALLER_HEADER,
+            "Set by the gateway: the caller's key id or hashed subject, sticky key of A/B experiments.",
+        ),
+        _optional_header(
+            tenancy.TENANT_HEADER,
+            "Set by the gateway from the caller's key; absent for direct internal calls.",
+        ),
+        _optional_header(
+            safety_policy.POLICY_HEADER,
+            "Set by the gateway from the caller's key: the safety policy it names.",
+        ),
+    ]
+}
 
 
 async def get_jobs(request: Request) -> JobRunner:
@@ -74,3 +121,4 @@ LlmApiDep = Annotated[LlmClient, Depends(get_llm_api)]
 JobsDep = Annotated[JobRunner, Depends(get_jobs)]
 GenerationJobsDep = Annotated[GenerationJobStore, Depends(get_generation_jobs)]
 TenantDep = Annotated[str, Depends(get_tenant)]
+AskedDep = Annotated[Asked, Depends(get_asked)]

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, File, Form, Header, Response, UploadFile, status
+from fastapi import APIRouter, File, Form, Response, UploadFile, status
 from fastapi.responses import StreamingResponse
 
 from rag_common.contracts import (
@@ -34,27 +34,19 @@ from . import router as model_router
 from . import streaming as streaming_service
 from . import tenancy, timing
 from . import uploads as uploads_service
-from .deps import EmbeddingApiDep, JobsDep, LlmApiDep, PipelineDep, TenantDep
+from .deps import ASKED_HEADERS, AskedDep, EmbeddingApiDep, JobsDep, LlmApiDep, PipelineDep, TenantDep
 
 router = APIRouter(prefix="/v1")
 SSE_HEADERS = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
-CallerHeader = Annotated[
-    str | None,
-    Header(
-        alias=model_router.CALLER_HEADER,
-        description="Set by the gateway: the caller's key id or hashed subject, sticky key of A/B experiments.",
-    ),
-]
 
 
-@router.post("/rag/query", response_model=RagAnswer, tags=["rag"])
-async def rag_query(
-    body: RagQuery, pipeline: PipelineDep, tenant: TenantDep, response: Response, caller: CallerHeader = None
-) -> RagAnswer | StreamingResponse:
+@router.post("/rag/query", response_model=RagAnswer, tags=["rag"], openapi_extra=ASKED_HEADERS)
+async def rag_query(body: RagQuery, asked: AskedDep, response: Response) -> RagAnswer | StreamingResponse:
+    tenant = asked.tenant
     query = tenancy.scoped_query(body, tenant)
     timings = timing.begin()
     with tenancy.tenant_errors(tenant):
-        routed = model_router.route(query, tenant, pipeline, caller=caller)
+        routed = model_router.route(query, tenant, asked.pipeline, caller=asked.caller)
         if body.stream:
             events = await streaming_service.answer_stream(query, pipeline=routed.pipeline)
             headers = SSE_HEADERS | timings.header(last="ttfb") | routed.headers()
@@ -71,18 +63,17 @@ async def ingest_documents(body: IngestRequest, pipeline: PipelineDep, tenant: T
     return tenancy.unscoped_ingest(response, tenant)
 
 
-@router.post("/chat/completions", response_model=ChatCompletionResponse, tags=["chat"])
+@router.post(
+    "/chat/completions", response_model=ChatCompletionResponse, tags=["chat"], openapi_extra=ASKED_HEADERS
+)
 async def chat_completions(
-    body: ChatCompletionRequest,
-    pipeline: PipelineDep,
-    tenant: TenantDep,
-    response: Response,
-    caller: CallerHeader = None,
+    body: ChatCompletionRequest, asked: AskedDep, response: Response
 ) -> ChatCompletionResponse | StreamingResponse:
+    tenant = asked.tenant
     request = tenancy.scoped_chat(body, tenant)
     timings = timing.begin()
     with tenancy.tenant_errors(tenant):
-        routed = model_router.route_chat(request, tenant, pipeline, caller=caller)
+        routed = model_router.route_chat(request, tenant, asked.pipeline, caller=asked.caller)
         if body.stream:
             chunks = await chat_service.complete_stream(request, pipeline=routed.pipeline)
             headers = SSE_HEADERS | timings.header(last="ttfb") | routed.headers()
