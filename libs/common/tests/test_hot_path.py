@@ -9,12 +9,13 @@ from contextlib import asynccontextmanager
 import httpx
 import pytest
 from fastapi import FastAPI
+from opentelemetry import trace
 
 from rag_common.app import create_service_app
 from rag_common.http import ServiceClient
 from rag_common.logs import configure_logging
 from rag_common.settings import ServiceSettings
-from rag_common.telemetry import setup_tracing
+from rag_common.telemetry import setup_tracing, tracer
 
 
 @asynccontextmanager
@@ -60,3 +61,20 @@ def test_httpx_logs_a_line_per_request_only_at_debug(level: str, info: bool, war
         assert logging.getLogger("httpx").isEnabledFor(logging.WARNING) is warning
     finally:
         configure_logging("hot", "INFO")
+
+
+def test_an_untraced_process_gets_spans_that_record_nothing_and_nest(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("OTEL_SDK_DISABLED", "true")
+    untraced = tracer("hot")
+    with untraced.start_as_current_span("outer") as outer, untraced.start_as_current_span("inner") as inner:
+        inner.set_attribute("ignored", True)
+        assert not outer.is_recording()
+        assert not inner.get_span_context().is_valid
+    assert not trace.get_current_span().get_span_context().is_valid
+
+
+def test_a_traced_process_gets_the_sdk_tracer(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("OTEL_SDK_DISABLED", raising=False)
+    setup_tracing("hot")
+    with tracer("hot").start_as_current_span("real") as span:
+        assert span.is_recording()
