@@ -6,7 +6,9 @@ no other package pulls a CUDA build.
 llama-cpp-python compiles llama.cpp on install. On x86-64 it is built for AVX2 (x86-64-v3) instead of
 the build machine's own instruction set: llama.cpp's AMX kernels, which a native build turns on for
 Intel Sapphire Rapids and later, crash the first prompt (ggml-org/llama.cpp#20824). A `CMAKE_ARGS`
-of your own (a CUDA build, say) replaces this default.
+of your own (a CUDA build, say) replaces this default. It is compiled here, never taken from pip's
+wheel cache, whose key ignores the build flags (a wheel cached from a native build crashed the tests),
+and again only when the flags change (`.venv/.llama-cpp-cmake-args`).
 """
 
 from __future__ import annotations
@@ -32,6 +34,8 @@ PACKAGES = [
     "tools/devstack",
     "tools/cli",
 ]
+LLAMA_CPP = "llama-cpp-python>=0.3"
+LLAMA_CPP_FLAGS = VENV / ".llama-cpp-cmake-args"
 X86_64_V3_LLAMA_CPP = (
     "-DGGML_NATIVE=OFF -DGGML_AVX=ON -DGGML_AVX2=ON -DGGML_FMA=ON -DGGML_F16C=ON -DGGML_BMI2=ON"
 )
@@ -50,12 +54,31 @@ def pip(*args: str) -> None:
     subprocess.run(command, check=True, cwd=ROOT, env=build_environment())
 
 
+def build_llama_cpp() -> None:
+    flags = build_environment().get("CMAKE_ARGS", "")
+    if LLAMA_CPP_FLAGS.exists() and LLAMA_CPP_FLAGS.read_text() == flags:
+        return
+    print(f"Compiling llama-cpp-python (a few minutes), CMAKE_ARGS={flags!r}")
+    pip(
+        "install",
+        "--quiet",
+        "--no-cache-dir",
+        "--force-reinstall",
+        "--no-deps",
+        "--no-binary",
+        "llama-cpp-python",
+        LLAMA_CPP,
+    )
+    LLAMA_CPP_FLAGS.write_text(flags)
+
+
 def main() -> int:
     if not (VENV / "bin" / "python").exists():
         print(f"Creating {VENV}")
         venv.create(VENV, with_pip=True)
     pip("install", "--quiet", "--upgrade", "pip")
     pip("install", "--quiet", TORCH)
+    build_llama_cpp()
     editable = [arg for package in PACKAGES for arg in ("-e", package)]
     pip("install", "--quiet", TORCH, *editable, "-r", "requirements-dev.txt")
     (VENV / ".installed").touch()
