@@ -74,11 +74,13 @@ async def get(url: str) -> httpx.Response:
 
 
 async def wait_until_refused(url: str, timeout_s: float) -> None:
+    """Until a request finds nobody listening; one caught as the listener closes is accepted by the
+    kernel and then reset, unanswered (`ReadError`, or a disconnect): that also means it stopped."""
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
         try:
             await get(url)
-        except httpx.ConnectError:
+        except (httpx.ConnectError, httpx.ReadError, httpx.RemoteProtocolError):
             return
         await asyncio.sleep(0.05)
     pytest.fail(f"{url} still accepted connections after {timeout_s} s")
