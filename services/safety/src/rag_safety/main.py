@@ -11,6 +11,7 @@ from starlette.concurrency import run_in_threadpool
 from rag_common.app import create_service_app
 from rag_common.middleware import CancelOnDisconnectMiddleware
 
+from . import malloc
 from .policy import PolicyBook
 from .ports import Detectors, Embedder, InjectionClassifier, PiiDetector
 from .routes import router
@@ -84,6 +85,7 @@ async def load_detectors(settings: Settings) -> Detectors:
 
 def create_app(settings: Settings | None = None, detectors: Detectors | None = None) -> FastAPI:
     settings = settings or Settings()
+    malloc.fix_mmap_threshold(settings.malloc_mmap_threshold_bytes)
     policies = PolicyBook.from_settings(settings)
 
     @asynccontextmanager

@@ -139,6 +139,13 @@ class Settings(ServiceSettings):
     grounding_max_chars: int = Field(default=80_000, gt=0, description="Answer plus passages, at most.")
     grounding_device: str = Field(default="cpu", description="torch device of the embedding model.")
 
+    malloc_mmap_threshold_bytes: int = Field(
+        default=1_048_576,
+        ge=0,
+        description="glibc maps allocations of this size and more on their own (fixed, so it stops "
+        "adjusting): keeps the classifier's resident memory from creeping; 0 = glibc's default.",
+    )
+
     fail_open: bool = Field(default=False, description="Default policy: callers proceed if safety is down.")
     pii_placeholders: Placeholders = Field(
         default="type", description="`type`: <EMAIL_ADDRESS>; `numbered`: <EMAIL_ADDRESS_1> (reversible)."
