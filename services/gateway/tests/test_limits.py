@@ -16,11 +16,11 @@ from asgi_lifespan import LifespanManager
 
 from rag_common.contracts import ChatCompletionRequest, RagQuery
 from rag_common.http import ServiceClient
+from rag_common.redis_pipelined import PipelinedRedis
 from rag_devstack.processes import free_port
 from rag_devstack.redis_server import RedisServer, start_redis
 from rag_gateway import proxy
 from rag_gateway.adapters.redis_limits import RedisRateLimiter
-from rag_gateway.adapters.redis_store import connect
 from rag_gateway.limits import estimate_tokens
 from rag_gateway.main import create_app
 from rag_gateway.ports import Demand, Policy
@@ -302,7 +302,7 @@ async def test_generation_requests_with_an_invalid_body_still_count_against_the_
 async def test_a_settlement_rides_on_the_next_reservation_or_goes_alone_when_none_comes(
     redis_server: RedisServer, redis_sync: redis.Redis
 ) -> None:
-    connection = connect(redis_server.url, 1.0)
+    connection = PipelinedRedis(redis_server.url, 1.0)
     limiter = RedisRateLimiter(connection, settle_delay_s=0.2)
     first = (Policy("tokens-per-key", "key:a", 1000), Policy("tokens-per-tenant", "tenant:t", 1000))
     second = (Policy("tokens-per-key", "key:b", 1000), Policy("tokens-per-tenant", "tenant:t", 1000))

@@ -12,6 +12,7 @@ import redis
 
 from rag_common.contracts import ChatCompletionResponse, DocumentIn, IngestRequest, RagQuery
 from rag_common.errors import UpstreamUnavailable
+from rag_common.redis_pipelined import PipelinedRedis
 from rag_devstack.processes import free_port
 from rag_devstack.redis_server import RedisServer, start_redis
 from rag_orchestrator import ingest as ingest_service
@@ -121,8 +122,8 @@ async def test_redis_down_bypasses_the_cache_and_the_question_still_succeeds(
     pipeline: Pipeline, tmp_path: Path
 ) -> None:
     server = start_redis(free_port(), tmp_path / "redis", tmp_path / "redis.log")
-    connection = redis_cache.connect(server.url, 0.2)
-    cache = RedisCache(connection, ttl_s=60)
+    connection, hot = redis_cache.connect(server.url, 0.2), PipelinedRedis(server.url, 0.2)
+    cache = RedisCache(connection, ttl_s=60, hot=hot)
     down = dataclasses.replace(
         pipeline, cache=cache, embedder=CachedEmbedder(pipeline.embedder, cache, namespace="t")
     )
@@ -135,6 +136,7 @@ async def test_redis_down_bypasses_the_cache_and_the_question_still_succeeds(
         await ingest(down, TEA)
     assert caught.value.service == "redis", "a change the cache cannot hear of is refused"
     await connection.aclose()
+    await hot.aclose()
 
 
 async def test_a_version_seen_before_is_confirmed_in_the_same_round_trip_and_a_bump_elsewhere_holds(
@@ -143,8 +145,8 @@ async def test_a_version_seen_before_is_confirmed_in_the_same_round_trip_and_a_b
     """Two replicas: one reads answers under the version it has seen, the other bumps it."""
     with redis.Redis.from_url(redis_server.url) as r:
         r.flushdb()
-    connection = redis_cache.connect(redis_server.url, 0.5)
-    reader, writer = RedisCache(connection, ttl_s=60), RedisCache(connection, ttl_s=60)
+    connection, hot = redis_cache.connect(redis_server.url, 0.5), PipelinedRedis(redis_server.url, 0.5)
+    reader, writer = RedisCache(connection, ttl_s=60, hot=hot), RedisCache(connection, ttl_s=60)
     key_for = lambda version: f"answer:c:v{version}"  # noqa: E731
     try:
         assert await reader.versioned_get("c", key_for) == (0, None)
@@ -159,6 +161,7 @@ async def test_a_version_seen_before_is_confirmed_in_the_same_round_trip_and_a_b
         again = await reader.versioned_get("c", key_for)
     finally:
         await connection.aclose()
+        await hot.aclose()
     assert seen == (0, b"before")
     assert commands.get("evalsha") == 1, "one round trip: a script reads the version and the value"
     assert commands.get("get") == 2

@@ -11,6 +11,7 @@ from starlette.middleware.cors import CORSMiddleware
 
 from rag_common.app import create_service_app
 from rag_common.http import ServiceClient
+from rag_common.redis_pipelined import PipelinedRedis
 from rag_common.telemetry import setup_tracing
 
 from . import jwt_auth as jwt_service
@@ -71,7 +72,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             timeout_s=settings.orchestrator_timeout_s,
             tracer_provider=setup_tracing("gateway"),
         )
-        limiter = redis_limits.RedisRateLimiter(redis)
+        admissions = PipelinedRedis(settings.redis_url, settings.redis_timeout_s)
+        limiter = redis_limits.RedisRateLimiter(admissions)
         try:
             yield {
                 "orchestrator": orchestrator,
@@ -83,6 +85,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             }
         finally:
             await limiter.aclose()
+            await admissions.aclose()
             await orchestrator.aclose()
             await redis.aclose()
 

@@ -11,6 +11,7 @@ from redis.asyncio import Redis
 from rag_common.app import create_service_app
 from rag_common.errors import ServiceUnavailable
 from rag_common.http import ServiceClient
+from rag_common.redis_pipelined import PipelinedRedis
 from rag_common.telemetry import setup_tracing
 
 from .adapters import redis_cache
@@ -54,11 +55,16 @@ def _client(settings: Settings, service: str, base_url: str, timeout_s: float | 
     )
 
 
-def _cache(settings: Settings, redis: Redis | None) -> Cache:
+def _cache(settings: Settings, redis: Redis | None, stack: AsyncExitStack) -> Cache:
     if redis is None or not settings.cache_enabled:
         return NoCache()
+    answers = PipelinedRedis(settings.redis_url, settings.redis_timeout_s)  # the per-request read
+    stack.push_async_callback(answers.aclose)
     return RedisCache(
-        redis, ttl_s=settings.cache_ttl_s, mirror_budget_bytes=settings.semantic_cache_mirror_mb * 2**20
+        redis,
+        ttl_s=settings.cache_ttl_s,
+        mirror_budget_bytes=settings.semantic_cache_mirror_mb * 2**20,
+        hot=answers,
     )
 
 
@@ -151,7 +157,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             )
             if redis is not None:
                 stack.push_async_callback(redis.aclose)
-            cache = _cache(settings, redis)
+            cache = _cache(settings, redis, stack)
             embedding_model = EmbeddingModel(ttl_s=settings.embedding_model_ttl_s)
             embedding = EmbeddingClient(clients["embedding"], embedding_model)
             retrieval = RetrievalClient(clients["retrieval"], embedding_model)

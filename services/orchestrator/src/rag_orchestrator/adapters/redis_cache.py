@@ -20,6 +20,7 @@ from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
 from rag_common.errors import UpstreamUnavailable
+from rag_common.redis_pipelined import Commands
 from rag_common.redis_pool import connect as connect
 
 from ..semantic_cache import SemanticEntries
@@ -87,15 +88,26 @@ return {epoch, count, length, whole, moved, fresh}
 
 
 class RedisCache:
-    def __init__(self, redis: Redis, *, ttl_s: int, mirror_budget_bytes: int = MIRROR_BUDGET_BYTES) -> None:
+    """`hot`, when given, serves the per-request answer read (`versioned_get`), e.g. a
+    `rag_common.redis_pipelined.PipelinedRedis`; everything else goes through `redis`."""
+
+    def __init__(
+        self,
+        redis: Redis,
+        *,
+        ttl_s: int,
+        mirror_budget_bytes: int = MIRROR_BUDGET_BYTES,
+        hot: Commands | None = None,
+    ) -> None:
         self._redis = redis
+        self._hot: Commands = hot or redis
         self._ttl_s = ttl_s
         self._add = redis.register_script(ADD_SCRIPT)
         self._sync = redis.register_script(SYNC_SCRIPT)
         self._mirrors: OrderedDict[str, _Mirror] = OrderedDict()
         self._mirrored_bytes = 0
         self._mirror_budget = mirror_budget_bytes
-        self._versioned_get = redis.register_script(VERSIONED_GET_SCRIPT)
+        self._versioned_get = self._hot.register_script(VERSIONED_GET_SCRIPT)
         self._known_versions: dict[str, int] = {}
 
     async def versioned_get(
@@ -106,7 +118,7 @@ class RedisCache:
         known = self._known_versions.get(collection)
         try:
             if known is None:
-                version = int(await self._redis.get(_version_key(collection)) or 0)
+                version = int(await self._hot.execute_command("GET", _version_key(collection)) or 0)
             else:
                 reply = await self._versioned_get(
                     keys=[_version_key(collection), PREFIX + key_for(known)], args=[known]
@@ -117,7 +129,7 @@ class RedisCache:
             if len(self._known_versions) >= KNOWN_VERSIONS:
                 self._known_versions.clear()
             self._known_versions[collection] = version
-            raw: bytes | None = await self._redis.get(PREFIX + key_for(version))
+            raw: bytes | None = await self._hot.execute_command("GET", PREFIX + key_for(version))
         except RedisError as exc:
             logger.warning("cache bypassed, Redis unreachable: %s", exc)
             return None, None
