@@ -40,7 +40,13 @@ async def new_key(client: httpx.AsyncClient, tenant: str = "acme", **limits: int
 
 
 def window_total(r: redis.Redis, policy: str, subject: str) -> int:
+    """Tokens in a weighted window: the running total beside the costs."""
     return int(r.hget(f"rag:win:{policy}:{subject}:cost", "__total") or 0)
+
+
+def window_count(r: redis.Redis, policy: str, subject: str) -> int:
+    """Requests in a counting window: its sorted set's size."""
+    return int(r.zcard(f"rag:win:{policy}:{subject}"))
 
 
 async def settled_total(r: redis.Redis, policy: str, subject: str, expected: int) -> int:
@@ -253,7 +259,7 @@ async def test_a_query_with_a_cached_key_costs_one_admission_step_then_the_settl
     # The one `get` is the guard's, inside the admission script: the key record itself came from the cache.
     assert sent == {"get": 1, "evalsha": 2}, "the request with its token estimate, then the real usage"
     assert window_total(redis_sync, "tokens-per-key", "key:dev") == 10 + 7
-    assert window_total(redis_sync, "per-key", "key:dev") == 2
+    assert window_count(redis_sync, "per-key", "key:dev") == 2
 
 
 async def test_the_usage_is_settled_once_the_answer_has_been_sent(stand_in_url: str) -> None:
@@ -299,13 +305,17 @@ async def test_generation_requests_with_an_invalid_body_still_count_against_the_
     assert over_rag.json()["policy"] == "per-key"
 
 
+TOKEN_POLICIES_OF_A = (("tokens-per-key", "key:a"), ("tokens-per-tenant", "tenant:t"))
+TOKEN_POLICIES_OF_B = (("tokens-per-key", "key:b"), ("tokens-per-tenant", "tenant:t"))
+
+
 async def test_a_settlement_rides_on_the_next_reservation_or_goes_alone_when_none_comes(
     redis_server: RedisServer, redis_sync: redis.Redis
 ) -> None:
     connection = PipelinedRedis(redis_server.url, 1.0)
     limiter = RedisRateLimiter(connection, settle_delay_s=0.2)
-    first = (Policy("tokens-per-key", "key:a", 1000), Policy("tokens-per-tenant", "tenant:t", 1000))
-    second = (Policy("tokens-per-key", "key:b", 1000), Policy("tokens-per-tenant", "tenant:t", 1000))
+    first = tuple(Policy(name, subject, 1000, weighted=True) for name, subject in TOKEN_POLICIES_OF_A)
+    second = tuple(Policy(name, subject, 1000, weighted=True) for name, subject in TOKEN_POLICIES_OF_B)
     try:
         await limiter.reserve([Demand(p, 100) for p in first], "r1")
         redis_sync.config_resetstat()
@@ -326,3 +336,28 @@ async def test_a_settlement_rides_on_the_next_reservation_or_goes_alone_when_non
     assert totals == [7, 7 + 100]
     assert alone == 9, "with no reservation coming, the settlement went on its own"
     assert window_total(redis_sync, "tokens-per-tenant", "tenant:t") == 7 + 9
+
+
+async def test_a_request_count_refuses_until_its_oldest_request_leaves_the_window(
+    redis_server: RedisServer,
+) -> None:
+    connection = PipelinedRedis(redis_server.url, 1.0)
+    limiter = RedisRateLimiter(connection)
+    policy = Policy("per-key", f"key:{secrets.token_hex(4)}", 2, window_s=2)
+    try:
+        first = await limiter.reserve([Demand(policy, 1)], "a")
+        await asyncio.sleep(0.6)
+        second = await limiter.reserve([Demand(policy, 1)], "b")
+        refused = await limiter.reserve([Demand(policy, 1)], "c")
+        await asyncio.sleep(1.5)  # the first has left the window, the second not yet
+        again = await limiter.reserve([Demand(policy, 1)], "d")
+        with pytest.raises(ValueError, match="each costs 1"):
+            await limiter.reserve([Demand(policy, 5)], "e")
+    finally:
+        await connection.aclose()
+    assert [first.states[0].remaining, second.states[0].remaining] == [1, 0]
+    assert not refused.allowed
+    assert refused.refused == policy
+    assert refused.retry_after_s == 2, "about 1.4 s until the first request leaves, rounded up"
+    assert again.allowed
+    assert again.states[0].remaining == 0

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
+import random
 import re
-import uuid
 from contextvars import ContextVar
 
 from opentelemetry import trace
@@ -22,9 +22,14 @@ SANE_REQUEST_ID = re.compile(r"[!-~]{1,128}")
 
 def set_request_id(value: str | None) -> str:
     """Use the caller's id when it looks sane, else mint one; returns the id in force."""
-    request_id = value if value and SANE_REQUEST_ID.fullmatch(value) else uuid.uuid4().hex
+    request_id = value if value and SANE_REQUEST_ID.fullmatch(value) else _new_id()
     _request_id.set(request_id)
     return request_id
+
+
+def _new_id() -> str:
+    """128 random bits as 32 hex digits, like `uuid4().hex` at a fifth of its cost: an id, not a secret."""
+    return f"{random.getrandbits(128):032x}"
 
 
 def current_trace_id() -> str | None:

@@ -160,6 +160,7 @@ class PrometheusMiddleware:
     def __init__(self, app: ASGIApp, *, registry: CollectorRegistry = REGISTRY) -> None:
         self.app = app
         self.registry = registry
+        self._series: dict[tuple[str, str, str], tuple[Counter, Histogram]] = {}
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -184,9 +185,22 @@ class PrometheusMiddleware:
             await self.app(scope, receive, send_with_status)
         finally:
             in_progress.dec()
-            labels = {"method": method, "route": route_template(scope), "status": str(status)}
-            HTTP_REQUESTS.labels(**labels).inc()
-            HTTP_REQUEST_DURATION.labels(**labels).observe(time.perf_counter() - started)
+            requests, duration = self._series_of(method, route_template(scope), status)
+            requests.inc()
+            duration.observe(time.perf_counter() - started)
+
+    def _series_of(self, method: str, route: str, status: int) -> tuple[Counter, Histogram]:
+        """The request counter and duration histogram of one label set; `labels()` locks and
+        builds its key on every call. Routes are templates, so the label sets are few."""
+        key = (method, route, str(status))
+        series = self._series.get(key)
+        if series is None:
+            labels = {"method": method, "route": route, "status": str(status)}
+            series = self._series[key] = (
+                HTTP_REQUESTS.labels(**labels),
+                HTTP_REQUEST_DURATION.labels(**labels),
+            )
+        return series
 
     async def _expose(self, scope: Scope, send: Send) -> None:
         accept = dict(scope["headers"]).get(b"accept", b"").decode("latin-1")

@@ -59,8 +59,10 @@ def request_policies(caller: Caller, settings: Settings) -> list[Demand]:
 def token_policies(caller: Caller, settings: Settings) -> tuple[Policy, ...]:
     per_key = caller.key.tokens_per_minute or settings.tokens_per_minute
     return (
-        Policy("tokens-per-key", f"key:{caller.subject}", per_key),
-        Policy("tokens-per-tenant", f"tenant:{caller.tenant}", settings.tenant_tokens_per_minute),
+        Policy("tokens-per-key", f"key:{caller.subject}", per_key, weighted=True),
+        Policy(
+            "tokens-per-tenant", f"tenant:{caller.tenant}", settings.tenant_tokens_per_minute, weighted=True
+        ),
     )
 
 
@@ -98,7 +100,7 @@ def _refusal(decision: RateDecision, cost: int) -> RateLimited:
     policy = decision.refused
     assert policy is not None
     metrics.RATE_LIMIT_REJECTIONS.labels(limit=policy.name).inc()
-    unit = "tokens" if policy.name.startswith("tokens") else "requests"
+    unit = "tokens" if policy.weighted else "requests"
     detail = (
         f"Rate limit '{policy.name}' of {policy.limit} {unit} per minute exceeded; "
         f"retry in {decision.retry_after_s} s."

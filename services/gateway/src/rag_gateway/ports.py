@@ -50,13 +50,16 @@ class CachedKey:
 class Policy:
     """One sliding-window limit: at most `limit` units per `window_s` seconds for `subject`.
 
-    `name` is what the RateLimit headers call it (`per-key`, `tokens-per-tenant`, ...).
+    `name` is what the RateLimit headers call it (`per-key`, `tokens-per-tenant`, ...). A `weighted`
+    policy (tokens) takes a cost per reservation that can be settled later; any other counts
+    requests, each costing 1.
     """
 
     name: str
     subject: str
     limit: int
     window_s: int = 60
+    weighted: bool = False
 
 
 @dataclass(frozen=True, slots=True)

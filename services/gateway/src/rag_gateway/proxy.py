@@ -64,11 +64,15 @@ async def forward(
         )
     content = b"".join([chunk async for chunk in chunks])
     timing.record_upstream(time.perf_counter() - started, upstream_timing)
-    # Settled once the answer has gone out: the caller does not wait for that Redis round trip.
-    settle = None if on_usage is None else BackgroundTask(on_usage, from_json(content))
+    # Settled once the answer has gone out: the caller does not wait for reading the usage or Redis.
+    settle = None if on_usage is None else BackgroundTask(_settle_from_body, on_usage, content)
     return Response(
         content, status_code=response.status_code, media_type=content_type, headers=headers, background=settle
     )
+
+
+async def _settle_from_body(on_usage: UsageSink, content: bytes) -> None:
+    await on_usage(from_json(content))
 
 
 async def _metered(chunks: AsyncIterator[bytes], on_usage: UsageSink | None) -> AsyncIterator[bytes]:

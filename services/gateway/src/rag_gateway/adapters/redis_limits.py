@@ -1,7 +1,7 @@
 """Sliding-window limits in Redis: atomic multi-policy reservations, settled later with real usage.
 
-Each policy keeps a sorted set of reservation ids (scored by Redis `TIME` in ms) and a hash of their
-costs plus a running `__total`. A reservation is admitted on every policy or on none, inside one Lua
+Each policy keeps a sorted set of reservation ids (scored by Redis `TIME` in ms); a weighted one
+(tokens) also a hash of their costs plus a running `__total`, while a request count is the set's size. A reservation is admitted on every policy or on none, inside one Lua
 script, so replicas and concurrent requests can never admit past a limit together. With a guard, the
 same script first checks that the caller's key record is still the one stored (`ports.Guard`).
 
@@ -53,7 +53,9 @@ end
 
 # KEYS: per policy a sorted set and a hash, the guard's key when ARGV[2] (its SHA-1) is not empty, then
 # the settlements' hashes. ARGV[1] reservation id, ARGV[2] guard SHA-1 or '', ARGV[3] the number of
-# policies, then per policy: limit, window ms, cost; then the settlements (`SETTLE_LUA`).
+# policies, then per policy: limit, window ms, cost, 1 when weighted (its costs kept in the hash) else
+# 0 (every reservation costs 1: the set's size is the count, the hash is unused); then the
+# settlements (`SETTLE_LUA`).
 # Returns {-1} when the guard failed, else {refused policy index (0: admitted), retry ms, then per
 # policy: used, ms until the oldest leaves}.
 RESERVE_SCRIPT = (
@@ -63,7 +65,7 @@ local n = tonumber(ARGV[3])
 local guarded = ARGV[2] ~= ''
 local settlements = 2 * n + 1
 if guarded then settlements = settlements + 1 end
-settle(settlements, 4 + 3 * n)
+settle(settlements, 4 + 4 * n)
 if guarded then
   local stored = redis.call('GET', KEYS[2 * n + 1])
   if not stored or redis.sha1hex(stored) ~= ARGV[2] then return {-1} end
@@ -75,16 +77,24 @@ local used, reset = {}, {}
 local refused, retry = 0, 0
 for i = 1, n do
   local z, h = KEYS[2 * i - 1], KEYS[2 * i]
-  local limit, window, cost = tonumber(ARGV[3 * i + 1]), tonumber(ARGV[3 * i + 2]), tonumber(ARGV[3 * i + 3])
-  local total = tonumber(redis.call('HGET', h, '__total') or '0')
-  local old = redis.call('ZRANGEBYSCORE', z, '-inf', now - window)
-  for _, m in ipairs(old) do
-    total = total - tonumber(redis.call('HGET', h, m) or '0')
-    redis.call('HDEL', h, m)
-  end
-  if #old > 0 then
+  local at = 4 * i
+  local limit, window, cost = tonumber(ARGV[at]), tonumber(ARGV[at + 1]), tonumber(ARGV[at + 2])
+  local weighted = ARGV[at + 3] == '1'
+  local total
+  if weighted then
+    total = tonumber(redis.call('HGET', h, '__total') or '0')
+    local old = redis.call('ZRANGEBYSCORE', z, '-inf', now - window)
+    for _, m in ipairs(old) do
+      total = total - tonumber(redis.call('HGET', h, m) or '0')
+      redis.call('HDEL', h, m)
+    end
+    if #old > 0 then
+      redis.call('ZREMRANGEBYSCORE', z, '-inf', now - window)
+      redis.call('HSET', h, '__total', total)
+    end
+  else
     redis.call('ZREMRANGEBYSCORE', z, '-inf', now - window)
-    redis.call('HSET', h, '__total', total)
+    total = redis.call('ZCARD', z)
   end
   used[i] = total
   local oldest = redis.call('ZRANGE', z, 0, 0, 'WITHSCORES')
@@ -93,14 +103,20 @@ for i = 1, n do
   if total + cost > limit then
     local wait = window
     if cost <= limit then
-      local need, freed = total + cost - limit, 0
-      local entries = redis.call('ZRANGE', z, 0, -1, 'WITHSCORES')
-      for j = 1, #entries, 2 do
-        freed = freed + tonumber(redis.call('HGET', h, entries[j]) or '0')
-        if freed >= need then
-          wait = tonumber(entries[j + 1]) + window - now
-          break
+      local need = total + cost - limit
+      if weighted then
+        local freed = 0
+        local entries = redis.call('ZRANGE', z, 0, -1, 'WITHSCORES')
+        for j = 1, #entries, 2 do
+          freed = freed + tonumber(redis.call('HGET', h, entries[j]) or '0')
+          if freed >= need then
+            wait = tonumber(entries[j + 1]) + window - now
+            break
+          end
         end
+      else
+        local leaving = redis.call('ZRANGE', z, need - 1, need - 1, 'WITHSCORES')
+        if #leaving > 0 then wait = tonumber(leaving[2]) + window - now end
       end
     end
     if wait < 1 then wait = 1 end
@@ -113,12 +129,14 @@ end
 if refused == 0 then
   for i = 1, n do
     local z, h = KEYS[2 * i - 1], KEYS[2 * i]
-    local window, cost = tonumber(ARGV[3 * i + 2]), tonumber(ARGV[3 * i + 3])
+    local window, cost = tonumber(ARGV[4 * i + 1]), tonumber(ARGV[4 * i + 2])
     redis.call('ZADD', z, now, id)
-    redis.call('HSET', h, id, cost)
-    redis.call('HINCRBY', h, '__total', cost)
     redis.call('PEXPIRE', z, window * 2)
-    redis.call('PEXPIRE', h, window * 2)
+    if ARGV[4 * i + 3] == '1' then
+      redis.call('HSET', h, id, cost)
+      redis.call('HINCRBY', h, '__total', cost)
+      redis.call('PEXPIRE', h, window * 2)
+    end
     used[i] = used[i] + cost
     if reset[i] == 0 then reset[i] = window end
   end
@@ -166,7 +184,10 @@ class RedisRateLimiter:
         keys = _keys(policies) + ([guard.key] if guard else [])
         args: list[str | int] = [reservation, guard.sha1 if guard else "", len(policies)]
         for demand in demands:
-            args += [demand.policy.limit, demand.policy.window_s * 1000, demand.cost]
+            weighted = demand.policy.weighted
+            if not weighted and demand.cost != 1:
+                raise ValueError(f"'{demand.policy.name}' counts requests: each costs 1, not {demand.cost}")
+            args += [demand.policy.limit, demand.policy.window_s * 1000, demand.cost, int(weighted)]
         carried, self._pending = self._pending, _Settlements()
         try:
             refused, *outcome = await self._reserve(keys=keys + carried.keys, args=args + carried.args)
