@@ -16,9 +16,11 @@ import pytest
 import schemathesis
 from hypothesis import HealthCheck, Phase, given, settings
 
+from rag_common.routing import LeanRoute
 from rag_devstack.processes import ServiceProcess, free_port, start_service, wait_ready
 from rag_devstack.redis_server import RedisServer
 from rag_gateway.main import create_app
+from rag_gateway.routes import router
 from rag_gateway.settings import Settings
 
 from .conftest import ADMIN_KEY, DEV_KEY
@@ -105,3 +107,9 @@ def test_every_operation_but_the_probes_declares_both_credentials() -> None:
         "GET /readyz",
     }
     assert set(schema["components"]["securitySchemes"]) == {"HTTPBearer", "APIKeyHeader"}
+
+
+def test_the_generation_routes_skip_fastapis_generic_handling_for_valid_requests() -> None:
+    """Their valid requests take `LeanRoute`'s path (rag_common.routing); anything else, FastAPI's."""
+    lean = {route.path for route in router.routes if isinstance(route, LeanRoute) and route.is_lean}
+    assert lean == {"/v1/rag/query", "/v1/chat/completions"}

@@ -3,11 +3,14 @@ from __future__ import annotations
 from fastapi import APIRouter, Response
 
 from rag_common.contracts import ChatCompletionRequest, IngestRequest, IngestResponse, RagAnswer, RagQuery
+from rag_common.routing import LeanRoute
 
 from . import relay as relay_service
 from .deps import AUTHENTICATED, GenerationDep, IngestCallerDep, OrchestratorDep
 
-router = APIRouter(prefix="/v1")
+# LeanRoute: the generation routes' valid requests skip FastAPI's generic handling (rag_common.routing);
+# the ingestion route has another shape and keeps it.
+router = APIRouter(prefix="/v1", route_class=LeanRoute)
 STREAM_NOTE = "JSON, or a `text/event-stream` when the body sets `stream: true`."
 REFUSALS: dict[int | str, dict[str, str]] = {
     401: {"description": "Missing, unknown or expired API key."},
