@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -29,6 +30,11 @@ async def stream(events: int = 20, interval_s: float = 0.1) -> StreamingResponse
         yield "data: [DONE]\n\n"
 
     return StreamingResponse(sse(), media_type="text/event-stream")
+
+
+@router.get("/gc")
+async def collector() -> dict[str, int]:
+    return {"young_threshold": gc.get_threshold()[0], "frozen": gc.get_freeze_count()}
 
 
 @router.get("/ping")

@@ -23,15 +23,21 @@ from rag_devstack.processes import ServiceProcess, free_port, wait_ready
 TESTS = Path(__file__).parent
 
 
-def start_drain_app(log_path: Path, *, delay_s: float, timeout_s: float) -> ServiceProcess:
+def start_drain_app(
+    log_path: Path, *, delay_s: float, timeout_s: float, extra_env: dict[str, str] | None = None
+) -> ServiceProcess:
     port = free_port()
     command = [sys.executable, "-m", "rag_common.serve", "--factory", "drain_app:create_app", "--settings"]
     command += ["drain_app:Settings", "--port", str(port), "--no-access-log"]
-    env = os.environ | {
-        "PYTHONPATH": str(TESTS),
-        "DRAINAPP_DRAIN_DELAY_S": str(delay_s),
-        "DRAINAPP_DRAIN_TIMEOUT_S": str(timeout_s),
-    }
+    env = (
+        os.environ
+        | {
+            "PYTHONPATH": str(TESTS),
+            "DRAINAPP_DRAIN_DELAY_S": str(delay_s),
+            "DRAINAPP_DRAIN_TIMEOUT_S": str(timeout_s),
+        }
+        | (extra_env or {})
+    )
     with log_path.open("ab") as log:
         process = subprocess.Popen(command, env=env, stdout=log, stderr=subprocess.STDOUT)
     return ServiceProcess(name="drain-app", port=port, host="127.0.0.1", log_path=log_path, process=process)
@@ -137,6 +143,21 @@ async def test_a_second_sigterm_exits_at_once(drain_app: ServiceProcess) -> None
     assert await wait_for_exit(drain_app, timeout_s=5) == FORCED_EXIT, drain_app.log_tail()
     with pytest.raises(httpx.RemoteProtocolError):
         await asyncio.wait_for(stream, timeout=5)
+
+
+async def test_once_started_the_heap_is_frozen_and_young_objects_are_collected_less_often(
+    tmp_path: Path,
+) -> None:
+    env = {"DRAINAPP_GC_YOUNG_THRESHOLD": "12345"}
+    service = start_drain_app(tmp_path / "drain-app.log", delay_s=0, timeout_s=1, extra_env=env)
+    try:
+        wait_ready(service, timeout_s=60)
+        collector = (await get(f"{service.url}/gc")).json()
+    finally:
+        service.process.kill()
+        service.process.wait()
+    assert collector["young_threshold"] == 12345
+    assert collector["frozen"] > 10_000, "the app, FastAPI and pydantic made during start-up"
 
 
 async def test_draining_fails_readiness_but_not_liveness() -> None:

@@ -14,8 +14,10 @@ signal exits at once.
 from __future__ import annotations
 
 import argparse
+import gc
 import logging
 import math
+import socket
 import time
 from collections.abc import Callable, Sequence
 from types import FrameType
@@ -37,11 +39,18 @@ STARTUP_FAILURE = 3
 class DrainingServer(uvicorn.Server):
     """uvicorn's server with a not-ready phase before its graceful shutdown."""
 
-    def __init__(self, config: uvicorn.Config, *, app: FastAPI, drain_delay_s: float) -> None:
+    def __init__(
+        self, config: uvicorn.Config, *, app: FastAPI, drain_delay_s: float, gc_young_threshold: int = 700
+    ) -> None:
         super().__init__(config)
         self.app = app
         self.drain_delay_s = drain_delay_s
+        self.gc_young_threshold = gc_young_threshold
         self.drain_started_at: float | None = None
+
+    async def startup(self, sockets: list[socket.socket] | None = None) -> None:
+        await super().startup(sockets)
+        settle_heap(self.gc_young_threshold)
 
     def handle_exit(self, sig: int, frame: FrameType | None) -> None:
         # Unlike uvicorn's handler this one does not record the signal: uvicorn would raise it again
@@ -65,6 +74,18 @@ class DrainingServer(uvicorn.Server):
         return await super().on_tick(counter)
 
 
+def settle_heap(young_threshold: int) -> None:
+    """Once started: what start-up made (the app, models, clients) lives as long as the process, so
+    it is frozen out of every collection, and young objects are collected every `young_threshold`
+    allocations instead of 700. Per-request garbage is freed by reference counting; the collector
+    only looks for cycles, and with Python's defaults it ran about once per request. Measured on the
+    gateway's CPU per cache hit: the freeze -7%, with the threshold -19% (docs/benchmarks.md)."""
+    gc.collect()
+    gc.freeze()
+    _, middle, old = gc.get_threshold()
+    gc.set_threshold(young_threshold, middle, old)
+
+
 def serve(
     factory: AppFactory, settings: ServiceSettings, *, host: str, port: int, access_log: bool = True
 ) -> int:
@@ -79,7 +100,9 @@ def serve(
         access_log=access_log,
         timeout_graceful_shutdown=math.ceil(settings.drain_timeout_s),  # uvicorn takes whole seconds
     )
-    server = DrainingServer(config, app=app, drain_delay_s=settings.drain_delay_s)
+    server = DrainingServer(
+        config, app=app, drain_delay_s=settings.drain_delay_s, gc_young_threshold=settings.gc_young_threshold
+    )
     server.run()
     if not server.started:
         return STARTUP_FAILURE

@@ -47,6 +47,12 @@ class ServiceSettings(BaseSettings):
     drain_timeout_s: float = Field(
         default=20.0, ge=0, description="Then in-flight requests and streams get this long to finish."
     )
+    gc_young_threshold: int = Field(
+        default=20_000,
+        ge=700,
+        description="Allocations between collections of young objects (Python's default is 700); "
+        "objects made during start-up are frozen out of every collection.",
+    )
     deprecated_routes: list[DeprecatedRoute] = Field(
         default_factory=list,
         description="JSON list of deprecated paths: their responses carry Deprecation, Sunset and Link headers.",
