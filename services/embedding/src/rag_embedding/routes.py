@@ -11,25 +11,32 @@ from rag_common.contracts import (
     RerankResponse,
 )
 from rag_common.model_slots import MODEL_VERSION_HEADER, ModelSlotInfo, ModelSlotList
+from rag_common.routing import LeanRoute
 
 from . import service as embedding_service
 from . import swaps as swap_service
 from .deps import CacheDep, FactoryDep, RerankerDep, SettingsDep, SlotDep
 
-router = APIRouter(prefix="/v1", tags=["embeddings"])
+# LeanRoute: a valid `/v1/embeddings` request skips FastAPI's generic handling (rag_common.routing).
+router = APIRouter(prefix="/v1", tags=["embeddings"], route_class=LeanRoute)
 admin_router = APIRouter(prefix="/v1/admin", tags=["admin"])
 
 
-@router.post("/embeddings", response_model=EmbeddingResponse)
+@router.post(
+    "/embeddings", responses={200: {"model": EmbeddingResponse, "description": "Successful Response"}}
+)
 async def create_embeddings(
-    body: EmbeddingRequest, slot: SlotDep, cache: CacheDep, settings: SettingsDep, response: Response
-) -> EmbeddingResponse:
+    body: EmbeddingRequest, slot: SlotDep, cache: CacheDep, settings: SettingsDep
+) -> Response:
     """`X-Model-Version` (and `model_version`) name the model version that made the vectors."""
     answer = await embedding_service.embed(
         body, slot=slot, cache=cache, normalize=settings.normalize, max_chars=settings.max_input_chars
     )
-    response.headers[MODEL_VERSION_HEADER] = answer.model_version or ""
-    return answer
+    return Response(
+        answer.model_dump_json(),
+        media_type="application/json",
+        headers={MODEL_VERSION_HEADER: answer.model_version or ""},
+    )
 
 
 @router.post(
