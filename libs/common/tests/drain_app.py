@@ -34,7 +34,7 @@ async def stream(events: int = 20, interval_s: float = 0.1) -> StreamingResponse
 
 @router.get("/gc")
 async def collector() -> dict[str, int]:
-    return {"young_threshold": gc.get_threshold()[0], "frozen": gc.get_freeze_count()}
+    return {"young_threshold": gc.get_threshold()[0]}
 
 
 @router.get("/ping")

@@ -145,7 +145,7 @@ async def test_a_second_sigterm_exits_at_once(drain_app: ServiceProcess) -> None
         await asyncio.wait_for(stream, timeout=5)
 
 
-async def test_once_started_the_heap_is_frozen_and_young_objects_are_collected_less_often(
+async def test_once_started_young_objects_are_collected_less_often(
     tmp_path: Path,
 ) -> None:
     env = {"DRAINAPP_GC_YOUNG_THRESHOLD": "12345"}
@@ -156,8 +156,7 @@ async def test_once_started_the_heap_is_frozen_and_young_objects_are_collected_l
     finally:
         service.process.kill()
         service.process.wait()
-    assert collector["young_threshold"] == 12345
-    assert collector["frozen"] > 10_000, "the app, FastAPI and pydantic made during start-up"
+    assert collector == {"young_threshold": 12345}
 
 
 async def test_draining_fails_readiness_but_not_liveness() -> None:

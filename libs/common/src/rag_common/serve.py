@@ -50,7 +50,7 @@ class DrainingServer(uvicorn.Server):
 
     async def startup(self, sockets: list[socket.socket] | None = None) -> None:
         await super().startup(sockets)
-        settle_heap(self.gc_young_threshold)
+        collect_less_often(self.gc_young_threshold)
 
     def handle_exit(self, sig: int, frame: FrameType | None) -> None:
         # Unlike uvicorn's handler this one does not record the signal: uvicorn would raise it again
@@ -74,14 +74,11 @@ class DrainingServer(uvicorn.Server):
         return await super().on_tick(counter)
 
 
-def settle_heap(young_threshold: int) -> None:
-    """Once started: what start-up made (the app, models, clients) lives as long as the process, so
-    it is frozen out of every collection, and young objects are collected every `young_threshold`
-    allocations instead of 700. Per-request garbage is freed by reference counting; the collector
-    only looks for cycles, and with Python's defaults it ran about once per request. Measured on the
-    gateway's CPU per cache hit: the freeze -7%, with the threshold -19% (docs/benchmarks.md)."""
-    gc.collect()
-    gc.freeze()
+def collect_less_often(young_threshold: int) -> None:
+    """Young objects are collected every `young_threshold` allocations instead of 700. Per-request
+    garbage is freed by reference counting; the collector only looks for cycles, and at 700 it ran
+    about once per request: gateway CPU per cache hit -19% at 20,000 (docs/benchmarks.md). Freezing
+    the start-up heap as well gained nothing more, and would keep a swapped-out model's cycles."""
     _, middle, old = gc.get_threshold()
     gc.set_threshold(young_threshold, middle, old)
 

@@ -50,8 +50,8 @@ class ServiceSettings(BaseSettings):
     gc_young_threshold: int = Field(
         default=20_000,
         ge=700,
-        description="Allocations between collections of young objects (Python's default is 700); "
-        "objects made during start-up are frozen out of every collection.",
+        description="Allocations between collections of young objects, set once started "
+        "(Python's default is 700).",
     )
     deprecated_routes: list[DeprecatedRoute] = Field(
         default_factory=list,
