@@ -5,7 +5,7 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field
 from pydantic_settings import SettingsConfigDict
 
-from rag_common.settings import ServiceSettings
+from rag_common.settings import REQUEST_HEAVY_GC_THRESHOLD, ServiceSettings, gc_threshold_field
 
 from .openmp import OmpWaitPolicy
 
@@ -28,6 +28,7 @@ class EmbeddingBackendConfig(BaseModel):
 
 class Settings(ServiceSettings):
     model_config = SettingsConfigDict(env_prefix="EMBEDDING_", extra="ignore")
+    gc_young_threshold: int = gc_threshold_field(REQUEST_HEAVY_GC_THRESHOLD)
 
     backend: Backend = Field(
         default="torch", description="torch: sentence-transformers; onnx: onnxruntime with an ONNX export."

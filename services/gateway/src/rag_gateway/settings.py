@@ -6,7 +6,7 @@ from typing import Annotated, Literal
 from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import NoDecode, SettingsConfigDict
 
-from rag_common.settings import ServiceSettings
+from rag_common.settings import REQUEST_HEAVY_GC_THRESHOLD, ServiceSettings, gc_threshold_field
 
 from .ports import Scope
 
@@ -19,6 +19,7 @@ MIN_SHARED_SECRET_BYTES = 32  # RFC 7518 3.2: an HS256 key at least as long as t
 
 class Settings(ServiceSettings):
     model_config = SettingsConfigDict(env_prefix="GATEWAY_", extra="ignore")
+    gc_young_threshold: int = gc_threshold_field(REQUEST_HEAVY_GC_THRESHOLD)
 
     orchestrator_url: str = "http://127.0.0.1:8001"
     orchestrator_timeout_s: float = Field(

@@ -7,13 +7,14 @@ from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import NoDecode, SettingsConfigDict
 
 from rag_common.contracts import SearchMode
-from rag_common.settings import ServiceSettings
+from rag_common.settings import REQUEST_HEAVY_GC_THRESHOLD, ServiceSettings, gc_threshold_field
 
 from .experiments import Experiment
 
 
 class Settings(ServiceSettings):
     model_config = SettingsConfigDict(env_prefix="ORCHESTRATOR_", extra="ignore")
+    gc_young_threshold: int = gc_threshold_field(REQUEST_HEAVY_GC_THRESHOLD)
 
     max_body_bytes: int = Field(default=10 * 1_048_576, gt=0)
     embedding_url: str = "http://127.0.0.1:8002"
