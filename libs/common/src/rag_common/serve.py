@@ -27,7 +27,7 @@ from fastapi import FastAPI
 from uvicorn.importer import import_from_string
 
 from rag_common.health import mark_draining
-from rag_common.settings import ServiceSettings
+from rag_common.settings import PYTHON_GC_THRESHOLD, ServiceSettings
 
 logger = logging.getLogger("rag_common.serve")
 
@@ -40,7 +40,12 @@ class DrainingServer(uvicorn.Server):
     """uvicorn's server with a not-ready phase before its graceful shutdown."""
 
     def __init__(
-        self, config: uvicorn.Config, *, app: FastAPI, drain_delay_s: float, gc_young_threshold: int = 700
+        self,
+        config: uvicorn.Config,
+        *,
+        app: FastAPI,
+        drain_delay_s: float,
+        gc_young_threshold: int = PYTHON_GC_THRESHOLD,
     ) -> None:
         super().__init__(config)
         self.app = app
@@ -75,7 +80,7 @@ class DrainingServer(uvicorn.Server):
 
 
 def collect_less_often(young_threshold: int) -> None:
-    """Young objects are collected every `young_threshold` allocations instead of 700. Per-request
+    """Young objects are collected every `young_threshold` allocations instead of Python's 700. Per-request
     garbage is freed by reference counting; the collector only looks for cycles, and at 700 it ran
     about once per request: gateway CPU per cache hit -19% at 20,000 (docs/benchmarks.md). Freezing
     the start-up heap as well gained nothing more, and would keep a swapped-out model's cycles."""
