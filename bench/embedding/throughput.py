@@ -1,11 +1,12 @@
 """Embedding service throughput: 64 concurrent clients with one text each vs the model in-process.
 
-The in-process figure is the best of several batch sizes; the service runs as a real uvicorn process
-on loopback with its dynamic batcher. Both run with the same settings (`EMBEDDING_*` from the
-environment, e.g. `EMBEDDING_OMP_WAIT_POLICY=active` to compare spinning model threads). Usage:
-.venv/bin/python bench/embedding/throughput.py [--backend torch|onnx] (torch by default; onnx writes
-RESULTS-onnx.md).
-"""
+In-process, two layouts at their best batch sizes: the model's own `encode`, one call at a time on
+every core (the goal's reference), and the service's layout without the service
+(`EMBEDDING_MODEL_WORKERS` calls at once, each on its share of the cores), reported as a stricter
+ratio. The service runs as a real uvicorn process on loopback with its dynamic batcher. Both run
+with the same settings (`EMBEDDING_*` from the environment, e.g. `EMBEDDING_OMP_WAIT_POLICY=active`
+to compare spinning model threads). Usage: .venv/bin/python bench/embedding/throughput.py
+[--backend torch|onnx] (torch by default; onnx writes RESULTS-onnx.md)."""
 
 from __future__ import annotations
 
@@ -14,6 +15,9 @@ import asyncio
 import statistics
 import tempfile
 import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from pathlib import Path
 
 import aiohttp
@@ -21,6 +25,7 @@ import aiohttp
 from rag_devstack.bench import Goal, record_goals
 from rag_devstack.processes import free_port, start_service, wait_ready
 from rag_embedding.main import load_embedder
+from rag_embedding.ports import Embedder
 from rag_embedding.settings import Settings
 
 CLIENTS = 64
@@ -33,18 +38,47 @@ def texts(n: int) -> list[str]:
     return [SENTENCE.format(i=i) for i in range(n)]
 
 
-def in_process_best(settings: Settings) -> tuple[int, float]:
+@dataclass(frozen=True)
+class InProcess:
+    layout: str
+    batch: int
+    rate: float
+
+
+def one_call_at_a_time(settings: Settings) -> InProcess:
+    """The plain model: one `embed` at a time on every core, at its best batch size."""
+    embedder = load_embedder(settings.model_copy(update={"model_workers": 1}))
+    layout = "one call at a time on every core"
+    return best_of(layout, lambda size: timed(lambda: embedder.embed(texts(REQUESTS)), embedder, size))
+
+
+def calls_in_parallel(settings: Settings) -> InProcess:
+    """The service's layout without the service: `workers` threads each encoding one batch at a time."""
+    layout = settings.model_layout()
     embedder = load_embedder(settings)
-    embedder._batch_size = 8
-    embedder.embed(texts(64))
-    rates = {}
-    for size in BATCH_SIZES:
-        embedder._batch_size = size
-        started = time.perf_counter()
-        embedder.embed(texts(REQUESTS))
-        rates[size] = REQUESTS / (time.perf_counter() - started)
-    best = max(rates, key=lambda s: rates[s])
-    return best, rates[best]
+    pool = ThreadPoolExecutor(layout.workers)
+
+    def run(size: int) -> None:
+        batches = [texts(REQUESTS)[start : start + size] for start in range(0, REQUESTS, size)]
+        list(pool.map(embedder.embed, batches))
+
+    name = f"{layout.workers} calls at once, {layout.threads} thread(s) each"
+    with pool:
+        return best_of(name, lambda size: timed(lambda: run(size), embedder, size))
+
+
+def timed(work: Callable[[], object], embedder: Embedder, size: int) -> float:
+    embedder._batch_size = size  # type: ignore[attr-defined]
+    started = time.perf_counter()
+    work()
+    return REQUESTS / (time.perf_counter() - started)
+
+
+def best_of(layout: str, rate_at: Callable[[int], float]) -> InProcess:
+    rate_at(8)  # warm-up
+    rates = {size: rate_at(size) for size in BATCH_SIZES}
+    best = max(rates, key=lambda size: rates[size])
+    return InProcess(layout, best, rates[best])
 
 
 async def through_service(url: str) -> tuple[float, float]:
@@ -87,7 +121,7 @@ def main() -> None:
     backend = parser.parse_args().backend
     settings = Settings(backend=backend)
     # load_embedder sets OMP_WAIT_POLICY here as in the service, which inherits this environment.
-    best_batch, in_process = in_process_best(settings)
+    plain, parallel = one_call_at_a_time(settings), calls_in_parallel(settings)
     log = Path(tempfile.mkdtemp()) / "embedding.log"
     service = start_service(
         "embedding",
@@ -102,16 +136,21 @@ def main() -> None:
         served, p50_ms = asyncio.run(through_service(service.url))
     finally:
         service.stop()
-    ratio = served / in_process
+    ratio, strict_ratio = served / plain.rate, served / max(plain.rate, parallel.rate)
     verdict = "reached" if ratio >= 0.8 else "NOT reached"
     report = "\n".join(
         [
             "| path | texts/s |",
             "| --- | --- |",
-            f"| in-process, best batch size ({best_batch}) | {in_process:.0f} |",
+            *(
+                f"| in-process, {row.layout}, best batch size ({row.batch}) | {row.rate:.0f} |"
+                for row in (plain, parallel)
+            ),
             f"| service, {CLIENTS} concurrent clients, one text per request | {served:.0f} (p50 {p50_ms:.0f} ms) |",
             "",
-            f"Ratio service / in-process: {ratio:.2f} (goal 0.80: {verdict}).{wait_policy(settings)}",
+            f"Ratio service / in-process (the model's own `encode`, one call at a time): {ratio:.2f} "
+            f"(goal 0.80: {verdict}).",
+            f"Ratio service / the best in-process layout: {strict_ratio:.2f}.{wait_policy(settings)}",
         ]
     )
     print(report)
@@ -119,7 +158,7 @@ def main() -> None:
     (Path(__file__).parent / results).write_text(f"# Embedding throughput ({backend})\n\n" + report + "\n")
     goal = Goal(
         f"service with 64 one-text clients >= 80% of in-process texts/s ({backend})",
-        f"{served:.0f} vs {in_process:.0f} texts/s",
+        f"{served:.0f} vs {plain.rate:.0f} texts/s (best in-process layout {max(plain.rate, parallel.rate):.0f})",
         ratio >= 0.8,
         ratio,
     )

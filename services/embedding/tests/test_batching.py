@@ -66,6 +66,38 @@ async def test_batches_never_exceed_the_maximum_size_by_more_than_one_request() 
     assert all(len(call) <= 4 for call in embedder.calls)
 
 
+class OverlappingEmbedder(LengthEmbedder):
+    """Each model call waits for a second one to run beside it: one call at a time times out."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.both_running = threading.Barrier(2, timeout=5)
+
+    def embed(self, texts: list[str]) -> list[list[float]]:
+        self.both_running.wait()
+        return super().embed(texts)
+
+
+async def test_two_workers_encode_two_batches_at_once_each_with_its_share_of_the_requests() -> None:
+    embedder = OverlappingEmbedder()
+    batcher = DynamicBatcher(embedder, max_batch=64, max_wait_s=0.05, workers=2)
+    batcher.start()
+    texts = [["a" * n] for n in range(1, 9)]
+    results = await asyncio.gather(*(batcher.embed(t) for t in texts))
+    await batcher.aclose()
+    assert [r.vectors for r in results] == [[[float(n)]] for n in range(1, 9)]
+    assert sorted(len(call) for call in embedder.calls) == [4, 4]
+
+
+async def test_one_worker_takes_every_waiting_request_up_to_the_maximum() -> None:
+    embedder = LengthEmbedder()
+    batcher = DynamicBatcher(embedder, max_batch=64, max_wait_s=0.05, workers=1)
+    batcher.start()
+    await asyncio.gather(*(batcher.embed([str(n)]) for n in range(8)))
+    await batcher.aclose()
+    assert [len(call) for call in embedder.calls] == [8]
+
+
 async def test_a_model_failure_reaches_every_request_of_the_batch_and_the_worker_survives() -> None:
     embedder = LengthEmbedder(fail_on="boom")
     batcher = DynamicBatcher(embedder, max_batch=64, max_wait_s=0.05)

@@ -55,8 +55,9 @@ async def depth_reaches(
 
 async def test_metrics_show_the_requests_waiting_for_a_batch() -> None:
     embedder = BlockingEmbedder()
-    # One text per batch: the first request occupies the model, the next three wait in the queue.
-    app = create_app(Settings(batch_max_size=1, batch_max_wait_ms=0), embedder=embedder)
+    # One model call at a time, one text per batch: the first request occupies the model, the next
+    # three wait in the queue.
+    app = create_app(Settings(batch_max_size=1, batch_max_wait_ms=0, model_workers=1), embedder=embedder)
     async with LifespanManager(app) as manager:
         transport = httpx.ASGITransport(app=manager.app)
         async with httpx.AsyncClient(transport=transport, base_url="http://embedding") as client:

@@ -1,5 +1,11 @@
 """Dynamic batching: concurrent requests merged into one model batch, each waiting a bounded time.
 
+Several model calls may run at once (`workers`), each on its own thread: on CPU one single-threaded
+call per core beats one call spread over every core, since the calls never wait for each other at
+the end of each operation, and one core lent to the event loop slows one call rather than all. Each
+batch then takes at most its fair share of the texts in flight, so no worker idles while another
+encodes everything.
+
 The requests queued and not yet taken into a batch are the `rag_queue_depth{queue="embedding"}` gauge;
 the texts per model call, the `rag_embedding_batch_texts` histogram.
 """
@@ -7,6 +13,7 @@ the texts per model call, the `rag_embedding_batch_texts` histogram.
 from __future__ import annotations
 
 import asyncio
+import math
 from dataclasses import dataclass, field
 
 from starlette.concurrency import run_in_threadpool
@@ -35,35 +42,44 @@ class _Pending:
 
 
 class DynamicBatcher:
-    """Queues requests; one worker encodes everything that arrived while the model was busy or
-    within `max_wait_s` of the first waiting request, up to `max_batch` texts per model call."""
+    """Queues requests; each of `workers` workers encodes what arrived while the model was busy or
+    within `max_wait_s` of the first waiting request, up to `max_batch` texts per model call and its
+    share of the texts in flight."""
 
-    def __init__(self, embedder: Embedder, *, max_batch: int, max_wait_s: float) -> None:
+    def __init__(self, embedder: Embedder, *, max_batch: int, max_wait_s: float, workers: int = 1) -> None:
         self._embedder = embedder
         self._max_batch = max_batch
         self._max_wait_s = max_wait_s
+        self._worker_count = workers
         self._queue: asyncio.Queue[_Pending] = asyncio.Queue()
-        self._worker: asyncio.Task[None] | None = None
+        self._workers: list[asyncio.Task[None]] = []
+        self._texts_in_flight = 0
         self._depth = QUEUE_DEPTH.labels(queue="embedding")
         self._depth.set(0)
         self.batches = 0
 
     def start(self) -> None:
-        self._worker = asyncio.create_task(self._run(), name="embedding-batcher")
+        self._workers = [
+            asyncio.create_task(self._run(), name=f"embedding-batcher-{n}") for n in range(self._worker_count)
+        ]
 
     async def aclose(self) -> None:
-        if self._worker is not None:
-            self._worker.cancel()
-            await asyncio.gather(self._worker, return_exceptions=True)
+        for worker in self._workers:
+            worker.cancel()
+        await asyncio.gather(*self._workers, return_exceptions=True)
         while not self._queue.empty():
             self._queue.get_nowait().future.cancel()
         self._depth.set(0)
 
     async def embed(self, texts: list[str]) -> Embedded:
         future: asyncio.Future[Embedded] = asyncio.get_running_loop().create_future()
-        await self._queue.put(_Pending(texts, future))
-        self._depth.set(self._queue.qsize())
-        return await future
+        self._texts_in_flight += len(texts)
+        try:
+            await self._queue.put(_Pending(texts, future))
+            self._depth.set(self._queue.qsize())
+            return await future
+        finally:
+            self._texts_in_flight -= len(texts)
 
     async def _run(self) -> None:
         while True:
@@ -73,8 +89,9 @@ class DynamicBatcher:
     async def _collect(self) -> list[_Pending]:
         batch = [await self._queue.get()]
         size = len(batch[0].texts)
+        limit = self._batch_limit()
         deadline = asyncio.get_running_loop().time() + self._max_wait_s
-        while size < self._max_batch:
+        while size < limit:
             remaining = deadline - asyncio.get_running_loop().time()
             try:
                 item = (
@@ -88,6 +105,12 @@ class DynamicBatcher:
             size += len(item.texts)
         self._depth.set(self._queue.qsize())
         return batch
+
+    def _batch_limit(self) -> int:
+        if self._worker_count == 1:
+            return self._max_batch
+        fair_share = math.ceil(self._texts_in_flight / self._worker_count)
+        return max(1, min(self._max_batch, fair_share))
 
     async def _encode(self, batch: list[_Pending]) -> None:
         live = [p for p in batch if not p.future.done()]

@@ -27,13 +27,14 @@ class State(TypedDict):
 
 def build_embedder(config: EmbeddingBackendConfig, settings: Settings) -> Embedder:
     """Blocking (loads the model); the served name stays the settings' across swaps."""
+    layout = settings.model_layout()
     if config.backend == "onnx":
         from .adapters.onnx import OnnxEmbedder
 
         return OnnxEmbedder(
             model_name=settings.served_model_name(),
             onnx_path=config.onnx_path,
-            threads=settings.onnx_threads,
+            threads=layout.threads,
             batch_size=settings.batch_size,
             normalize=settings.normalize,
         )
@@ -46,6 +47,7 @@ def build_embedder(config: EmbeddingBackendConfig, settings: Settings) -> Embedd
         device=settings.device,
         batch_size=settings.batch_size,
         normalize=settings.normalize,
+        threads=layout.threads if settings.device == "cpu" else None,
     )
 
 

