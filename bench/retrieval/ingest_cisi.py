@@ -45,8 +45,8 @@ def chunks_of(documents: dict[str, str]) -> list[str]:
 
 def raw_rate(texts: list[str]) -> tuple[int, float]:
     """Chunks/s of the model in this process at its best batch size (each size timed on the same
-    RAW_SAMPLE chunks)."""
-    embedder = load_embedder(EmbeddingSettings())
+    RAW_SAMPLE chunks), one call at a time on every core."""
+    embedder = load_embedder(EmbeddingSettings(model_workers=1))
     embedder.embed(texts[:64])
     texts = texts[:RAW_SAMPLE]
     rates = {}

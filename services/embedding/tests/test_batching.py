@@ -89,6 +89,18 @@ async def test_two_workers_encode_two_batches_at_once_each_with_its_share_of_the
     assert sorted(len(call) for call in embedder.calls) == [4, 4]
 
 
+async def test_a_request_of_several_texts_is_split_between_the_workers() -> None:
+    embedder = OverlappingEmbedder()
+    batcher = DynamicBatcher(embedder, max_batch=64, max_wait_s=0.05, workers=2)
+    batcher.start()
+    texts = ["a" * n for n in range(1, 8)]
+    result = await batcher.embed(texts)
+    await batcher.aclose()
+    assert result.vectors == [[float(n)] for n in range(1, 8)]
+    assert result.tokens == 7
+    assert sorted(embedder.calls) == [["a" * n for n in range(1, 5)], ["a" * n for n in range(5, 8)]]
+
+
 async def test_one_worker_takes_every_waiting_request_up_to_the_maximum() -> None:
     embedder = LengthEmbedder()
     batcher = DynamicBatcher(embedder, max_batch=64, max_wait_s=0.05, workers=1)

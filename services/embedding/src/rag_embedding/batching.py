@@ -4,7 +4,8 @@ Several model calls may run at once (`workers`), each on its own thread: on CPU 
 call per core beats one call spread over every core, since the calls never wait for each other at
 the end of each operation, and one core lent to the event loop slows one call rather than all. Each
 batch then takes at most its fair share of the texts in flight, so no worker idles while another
-encodes everything.
+encodes everything; for the same reason a request of several texts is split into one piece per
+worker.
 
 The requests queued and not yet taken into a batch are the `rag_queue_depth{queue="embedding"}` gauge;
 the texts per model call, the `rag_embedding_batch_texts` histogram.
@@ -72,6 +73,16 @@ class DynamicBatcher:
         self._depth.set(0)
 
     async def embed(self, texts: list[str]) -> Embedded:
+        pieces = min(self._worker_count, len(texts))
+        if pieces <= 1:
+            return await self._embed_piece(texts)
+        size = math.ceil(len(texts) / pieces)
+        parts = await asyncio.gather(
+            *(self._embed_piece(texts[start : start + size]) for start in range(0, len(texts), size))
+        )
+        return Embedded([vector for part in parts for vector in part.vectors], sum(p.tokens for p in parts))
+
+    async def _embed_piece(self, texts: list[str]) -> Embedded:
         future: asyncio.Future[Embedded] = asyncio.get_running_loop().create_future()
         self._texts_in_flight += len(texts)
         try:
