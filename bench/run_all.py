@@ -35,7 +35,7 @@ class Benchmark:
 
 BENCHMARKS = (
     Benchmark("retrieval quality (CISI)", "retrieval/cisi_eval.py", limit_s=900),
-    Benchmark("search latency", "retrieval/search_latency.py", ("10000",), limit_s=600),
+    Benchmark("search latency", "retrieval/search_latency.py", ("--engines", "edge"), limit_s=600),
     Benchmark("ingestion of CISI through the gateway", "retrieval/ingest_cisi.py", limit_s=900),
     Benchmark("embedding throughput", "embedding/throughput.py", limit_s=600),
     Benchmark("llm streaming overhead", "llm/stream_overhead.py", limit_s=600),

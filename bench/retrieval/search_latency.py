@@ -21,6 +21,7 @@ import uuid
 from pathlib import Path
 
 from rag_common.contracts import CollectionCreate, Point, SearchRequest
+from rag_devstack.bench import record_goals
 from rag_retrieval.adapters.qdrant import QdrantVectorStore
 from rag_retrieval.adapters.qdrant_edge import QdrantEdgeVectorStore
 from rag_retrieval.ports import VectorStore
@@ -112,13 +113,16 @@ def main() -> None:
         for engine in args.engines.split(","):
             lines.append(asyncio.run(measure(engine, size)))
     machine = f"{platform.machine()}, {os.cpu_count()} CPUs, Python {platform.python_version()}"
-    (Path(__file__).parent / "LATENCY.md").write_text(
+    both = args.engines == parser.get_default("engines")
+    results = "LATENCY.md" if both else f"LATENCY-{args.engines.replace(',', '-')}.md"
+    (Path(__file__).parent / results).write_text(
         "# Search latency of the embedded engines\n\n"
         f"`bench/retrieval/search_latency.py` on {machine}: 384-dimension random unit vectors, "
         f"40-word texts (BM25), top 5, hybrid with 100 candidates each and DBSF, filter on "
         f"`metadata.shard` (1 in 10 points). One warm-up query per kind, then up to {QUERIES} queries per kind within {QUERY_BUDGET_S:.0f} s "
         "(n = how many ran when fewer).\n\n" + "\n".join(lines) + "\n"
     )
+    record_goals(__file__, [])  # figures only: the issue sets no latency goal
 
 
 if __name__ == "__main__":
