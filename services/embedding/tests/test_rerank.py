@@ -12,6 +12,7 @@ from asgi_lifespan import LifespanManager
 from tokenizers import Tokenizer, models, normalizers, pre_tokenizers, processors
 from transformers import BertConfig, BertForSequenceClassification, PreTrainedTokenizerFast
 
+from rag_embedding.adapters.cross_encoder import CrossEncoderReranker
 from rag_embedding.main import create_app
 from rag_embedding.settings import Settings
 
@@ -95,6 +96,15 @@ async def test_a_document_scores_the_same_whatever_else_is_in_the_request(client
     by_index = {result["index"]: result["score"] for result in everything}
     assert alone[0]["index"] == 0
     assert alone[0]["score"] == pytest.approx(by_index[3], abs=1e-5)
+
+
+def test_passages_split_between_calls_at_once_score_as_in_one_call(tmp_path: Path) -> None:
+    model = str(save_tiny_cross_encoder(tmp_path / "tiny-reranker"))
+    one_call = CrossEncoderReranker(model_path=model, device="cpu", batch_size=2)
+    four_calls = CrossEncoderReranker(model_path=model, device="cpu", batch_size=2, workers=4)
+    assert four_calls.score(QUERY, DOCUMENTS * 3) == pytest.approx(
+        one_call.score(QUERY, DOCUMENTS * 3), abs=1e-5
+    )
 
 
 async def test_top_n_keeps_only_the_best(client: httpx.AsyncClient) -> None:

@@ -1,8 +1,10 @@
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
-from rag_embedding.settings import ModelLayout, Settings, usable_cores
+from rag_embedding.settings import ModelLayout, Settings, cpu_quota, usable_cores
 
 
 @pytest.mark.parametrize(
@@ -23,3 +25,21 @@ def test_the_cores_are_split_between_model_calls(settings: Settings, layout: Mod
 
 def test_the_layout_uses_the_cores_this_process_may_run_on() -> None:
     assert Settings().model_layout().workers == usable_cores() >= 1
+
+
+@pytest.mark.parametrize(
+    ("cpu_max", "quota"),
+    [("200000 100000\n", 2.0), ("150000 100000\n", 1.5), ("max 100000\n", None), ("", None)],
+)
+def test_a_container_cpu_limit_is_read_from_cgroup_v2(
+    tmp_path: Path, cpu_max: str, quota: float | None
+) -> None:
+    (tmp_path / "cpu.max").write_text(cpu_max)
+    assert cpu_quota(tmp_path) == quota
+
+
+def test_the_cores_used_never_exceed_the_container_limit(tmp_path: Path) -> None:
+    (tmp_path / "cpu.max").write_text("50000 100000\n")
+    assert usable_cores(tmp_path) == 1
+    (tmp_path / "cpu.max").write_text("max 100000\n")
+    assert usable_cores(tmp_path) == usable_cores(tmp_path / "missing") >= 1

@@ -61,7 +61,10 @@ def load_reranker(settings: Settings) -> Reranker | None:
     from .adapters.cross_encoder import CrossEncoderReranker
 
     return CrossEncoderReranker(
-        model_path=settings.rerank_model_path, device=settings.device, batch_size=settings.batch_size
+        model_path=settings.rerank_model_path,
+        device=settings.device,
+        batch_size=settings.batch_size,
+        workers=settings.model_layout().workers,
     )
 
 

