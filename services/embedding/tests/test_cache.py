@@ -57,7 +57,8 @@ async def test_a_repeated_text_is_answered_from_the_cache_with_identical_vectors
     async with serving(embedder, redis_url) as client:
         first = await embed(client, ["green tea", "black coffee with milk"])
         again = await embed(client, ["black coffee with milk", "rooibos", "green tea"])
-    assert embedder.embedded == ["green tea", "black coffee with milk", "rooibos"]
+    # Each miss once; with several model workers the misses may be encoded in either order.
+    assert sorted(embedder.embedded) == ["black coffee with milk", "green tea", "rooibos"]
     data = {item["index"]: item["embedding"] for item in again["data"]}  # type: ignore[attr-defined]
     first_data = {item["index"]: item["embedding"] for item in first["data"]}  # type: ignore[attr-defined]
     assert data[0] == first_data[1]
@@ -95,7 +96,8 @@ async def test_requests_still_succeed_after_redis_stops(
         if server.process.poll() is None:
             server.stop()
     assert body["data"][1]["embedding"] == [3.0, 1.0]  # type: ignore[index]
-    assert embedder.embedded == ["cached while up", "cached while up", "new"]
+    assert embedder.embedded[0] == "cached while up"
+    assert sorted(embedder.embedded[1:]) == ["cached while up", "new"]  # both misses, in either order
     assert "embedding cache bypassed, Redis unreachable" in capsys.readouterr().out
 
 
