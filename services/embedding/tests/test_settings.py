@@ -10,7 +10,8 @@ from rag_embedding.settings import ModelLayout, Settings, cpu_quota, usable_core
 @pytest.mark.parametrize(
     ("settings", "layout"),
     [
-        (Settings(), ModelLayout(workers=8, threads=1)),
+        (Settings(), ModelLayout(workers=4, threads=2)),
+        (Settings(backend="onnx"), ModelLayout(workers=8, threads=1)),
         (Settings(model_workers=2), ModelLayout(workers=2, threads=4)),
         (Settings(model_workers=3), ModelLayout(workers=3, threads=2)),
         (Settings(model_workers=16), ModelLayout(workers=16, threads=1)),
@@ -24,7 +25,12 @@ def test_the_cores_are_split_between_model_calls(settings: Settings, layout: Mod
 
 
 def test_the_layout_uses_the_cores_this_process_may_run_on() -> None:
-    assert Settings().model_layout().workers == usable_cores() >= 1
+    assert Settings(backend="onnx").model_layout().workers == usable_cores() >= 1
+
+
+def test_torch_runs_at_most_four_calls_at_once_by_default() -> None:
+    assert Settings().model_layout(cores=2) == ModelLayout(workers=2, threads=1)
+    assert Settings().model_layout(cores=16) == ModelLayout(workers=4, threads=4)
 
 
 @pytest.mark.parametrize(
