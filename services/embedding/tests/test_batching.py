@@ -6,6 +6,7 @@ import threading
 import pytest
 
 from rag_embedding.batching import BATCH_TEXTS, DynamicBatcher
+from rag_embedding.pieces import split_evenly
 
 
 class LengthEmbedder:
@@ -134,3 +135,18 @@ async def test_close_cancels_requests_still_waiting() -> None:
     with pytest.raises(asyncio.CancelledError):
         await second
     first.cancel()
+
+
+@pytest.mark.parametrize(
+    ("items", "parts", "pieces"),
+    [
+        (list(range(7)), 2, [[0, 1, 2, 3], [4, 5, 6]]),
+        (list(range(3)), 8, [[0], [1], [2]]),
+        (list(range(5)), 1, [[0, 1, 2, 3, 4]]),
+        ([], 4, []),
+    ],
+)
+def test_work_is_split_into_at_most_the_given_pieces_in_order(
+    items: list[int], parts: int, pieces: list[list[int]]
+) -> None:
+    assert split_evenly(items, parts) == pieces

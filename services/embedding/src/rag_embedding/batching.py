@@ -21,6 +21,7 @@ from starlette.concurrency import run_in_threadpool
 
 from rag_common.metrics import QUEUE_DEPTH, histogram
 
+from .pieces import split_evenly
 from .ports import Embedder
 
 BATCH_TEXTS = histogram(
@@ -73,13 +74,10 @@ class DynamicBatcher:
         self._depth.set(0)
 
     async def embed(self, texts: list[str]) -> Embedded:
-        pieces = min(self._worker_count, len(texts))
-        if pieces <= 1:
+        pieces = split_evenly(texts, self._worker_count)
+        if len(pieces) <= 1:
             return await self._embed_piece(texts)
-        size = math.ceil(len(texts) / pieces)
-        parts = await asyncio.gather(
-            *(self._embed_piece(texts[start : start + size]) for start in range(0, len(texts), size))
-        )
+        parts = await asyncio.gather(*(self._embed_piece(piece) for piece in pieces))
         return Embedded([vector for part in parts for vector in part.vectors], sum(p.tokens for p in parts))
 
     async def _embed_piece(self, texts: list[str]) -> Embedded:

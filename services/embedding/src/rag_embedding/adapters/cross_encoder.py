@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import math
 import os
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from sentence_transformers import CrossEncoder
 
+from ..pieces import split_evenly
 from .sentence_transformers import TokenizingTakesTurns
 
 
@@ -27,16 +27,11 @@ class CrossEncoderReranker:
         self.model_name = Path(model_path).name
 
     def score(self, query: str, passages: list[str]) -> list[float]:
-        pairs = [(query, passage) for passage in passages]
-        pieces = min(self._workers, len(pairs))
-        if pieces <= 1:
-            return self._score(pairs)
-        size = math.ceil(len(pairs) / pieces)
-        with ThreadPoolExecutor(pieces, thread_name_prefix="rerank") as pool:
-            parts = pool.map(
-                self._score, [pairs[start : start + size] for start in range(0, len(pairs), size)]
-            )
-            return [score for part in parts for score in part]
+        pieces = split_evenly([(query, passage) for passage in passages], self._workers)
+        if len(pieces) <= 1:
+            return self._score(pieces[0]) if pieces else []
+        with ThreadPoolExecutor(len(pieces), thread_name_prefix="rerank") as pool:
+            return [score for part in pool.map(self._score, pieces) for score in part]
 
     def _score(self, pairs: list[tuple[str, str]]) -> list[float]:
         scores = self._model.predict(pairs, batch_size=self._batch_size, convert_to_numpy=True)
