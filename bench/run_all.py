@@ -37,7 +37,9 @@ BENCHMARKS = (
     Benchmark("retrieval quality (CISI)", "retrieval/cisi_eval.py", limit_s=900),
     Benchmark("search latency", "retrieval/search_latency.py", ("--engines", "edge"), limit_s=600),
     Benchmark("ingestion of CISI through the gateway", "retrieval/ingest_cisi.py", limit_s=900),
-    Benchmark("embedding throughput", "embedding/throughput.py", limit_s=600),
+    Benchmark(
+        "embedding throughput", "embedding/throughput.py", ("--backend", "onnx-export", "torch"), limit_s=900
+    ),
     Benchmark("llm streaming overhead", "llm/stream_overhead.py", limit_s=600),
     Benchmark("time to first token through the chain", "llm/chain_ttft.py", limit_s=600),
     Benchmark("safety checks", "safety/eval.py", limit_s=900),

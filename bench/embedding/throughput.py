@@ -8,26 +8,30 @@ batch sizes are chosen, three rounds each measure every path once (the model sta
 while the service runs, idle), and the ratio is of the medians. Both run
 with the same settings (`EMBEDDING_*` from the environment, e.g. `EMBEDDING_OMP_WAIT_POLICY=active`
 to compare spinning model threads). Usage: .venv/bin/python bench/embedding/throughput.py
-[--backend torch|onnx] (torch by default; onnx writes RESULTS-onnx.md)."""
+[--backend onnx-export|torch|onnx ...] (the service's default backend unless given; several are
+measured one after another). The default backend writes RESULTS.md, another RESULTS-<backend>.md."""
 
 from __future__ import annotations
 
 import argparse
 import asyncio
 import statistics
+import subprocess
+import sys
 import tempfile
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
+from typing import get_args
 
 import aiohttp
 
-from rag_devstack.bench import Goal, record_goals
+from rag_devstack.bench import Goal, goals_path, read_goals, record_goals
 from rag_devstack.processes import free_port, start_service, wait_ready
 from rag_embedding.main import load_embedder
 from rag_embedding.ports import Embedder
-from rag_embedding.settings import Settings
+from rag_embedding.settings import Backend, Settings
 
 CLIENTS = 64
 REQUESTS = 1280
@@ -153,8 +157,20 @@ def measure(plain: InProcess, parallel: InProcess, service_url: str) -> Rounds:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--backend", choices=["torch", "onnx"], default="torch")
-    backend = parser.parse_args().backend
+    parser.add_argument("--backend", nargs="+", choices=get_args(Backend), default=[Settings().backend])
+    backends = parser.parse_args().backend
+    if len(backends) == 1:
+        record_goals(__file__, [bench_backend(backends[0])])
+        return
+    # One process per backend: torch's OpenMP wait policy is fixed by whatever loads torch first.
+    goals: list[Goal] = []
+    for backend in backends:
+        subprocess.run([sys.executable, __file__, "--backend", backend], check=True)
+        goals += read_goals(goals_path(__file__))
+    record_goals(__file__, goals)
+
+
+def bench_backend(backend: Backend) -> Goal:
     settings = Settings(backend=backend)
     # load_embedder sets OMP_WAIT_POLICY here as in the service, which inherits this environment.
     plain, parallel = layouts(settings)
@@ -196,15 +212,14 @@ def main() -> None:
         ]
     )
     print(report)
-    results = "RESULTS.md" if backend == "torch" else f"RESULTS-{backend}.md"
+    results = "RESULTS.md" if backend == Settings().backend else f"RESULTS-{backend}.md"
     (Path(__file__).parent / results).write_text(f"# Embedding throughput ({backend})\n\n" + report + "\n")
-    goal = Goal(
+    return Goal(
         f"service with 64 one-text clients >= 80% of the model's in-process `encode` at its best batch ({backend})",
         f"{served:.0f} vs {in_process:.0f} texts/s (best in-process layout {max(in_process, best_layout):.0f})",
         ratio >= 0.8,
         ratio,
     )
-    record_goals(__file__, [goal])
 
 
 if __name__ == "__main__":

@@ -46,6 +46,6 @@ def test_nothing_changes_once_torch_is_loaded() -> None:
 def test_the_service_sets_the_policy_before_it_loads_the_torch_model() -> None:
     code = (
         "from rag_embedding.main import load_embedder\nfrom rag_embedding.settings import Settings\n"
-        "load_embedder(Settings())"
+        "load_embedder(Settings(backend='torch'))"
     )
     assert omp_wait_policy_after(code) == "PASSIVE"

@@ -7,19 +7,15 @@ from pathlib import Path
 
 import httpx
 import pytest
-import torch
 from asgi_lifespan import LifespanManager
-from tokenizers import Tokenizer, models, normalizers, pre_tokenizers, processors
-from transformers import BertConfig, BertForSequenceClassification, PreTrainedTokenizerFast
 
 from rag_embedding.adapters.cross_encoder import CrossEncoderReranker
 from rag_embedding.main import create_app
 from rag_embedding.settings import Settings
 
 from .fakes import CountingEmbedder
+from .tiny_models import save_tiny_cross_encoder
 
-SPECIAL = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
-WORDS = "green tea is made from leaves the railway runs to moscow coffee beans roasted what of".split()
 QUERY = "what is green tea made from"
 DOCUMENTS = [
     "the railway runs to moscow",
@@ -28,40 +24,6 @@ DOCUMENTS = [
     "tea leaves",
     "moscow",
 ]
-
-
-def save_tiny_cross_encoder(folder: Path) -> Path:
-    vocab = {token: i for i, token in enumerate(SPECIAL + WORDS)}
-    backend = Tokenizer(models.WordPiece(vocab, unk_token="[UNK]"))
-    backend.normalizer = normalizers.BertNormalizer(lowercase=True)
-    backend.pre_tokenizer = pre_tokenizers.BertPreTokenizer()
-    backend.post_processor = processors.TemplateProcessing(
-        single="[CLS] $A [SEP]",
-        pair="[CLS] $A [SEP] $B:1 [SEP]:1",
-        special_tokens=[("[CLS]", vocab["[CLS]"]), ("[SEP]", vocab["[SEP]"])],
-    )
-    tokenizer = PreTrainedTokenizerFast(
-        tokenizer_object=backend,
-        unk_token="[UNK]",
-        pad_token="[PAD]",
-        cls_token="[CLS]",
-        sep_token="[SEP]",
-        mask_token="[MASK]",
-        model_max_length=64,
-    )
-    config = BertConfig(
-        vocab_size=len(vocab),
-        hidden_size=16,
-        num_hidden_layers=1,
-        num_attention_heads=2,
-        intermediate_size=32,
-        max_position_embeddings=64,
-        num_labels=1,
-    )
-    torch.manual_seed(0)
-    BertForSequenceClassification(config).save_pretrained(folder)
-    tokenizer.save_pretrained(folder)
-    return folder
 
 
 @pytest.fixture(scope="module")

@@ -10,13 +10,13 @@ from rag_embedding.settings import ModelLayout, Settings, cpu_quota, usable_core
 @pytest.mark.parametrize(
     ("settings", "layout"),
     [
-        (Settings(), ModelLayout(workers=4, threads=2)),
+        (Settings(), ModelLayout(workers=8, threads=1)),
+        (Settings(backend="torch"), ModelLayout(workers=4, threads=2)),
         (Settings(backend="onnx"), ModelLayout(workers=8, threads=1)),
-        (Settings(model_workers=2), ModelLayout(workers=2, threads=4)),
+        (Settings(backend="torch", model_workers=2), ModelLayout(workers=2, threads=4)),
         (Settings(model_workers=3), ModelLayout(workers=3, threads=2)),
         (Settings(model_workers=16), ModelLayout(workers=16, threads=1)),
         (Settings(device="cuda"), ModelLayout(workers=1, threads=8)),
-        (Settings(backend="onnx", device="cuda"), ModelLayout(workers=8, threads=1)),
         (Settings(backend="onnx", model_workers=2, onnx_threads=3), ModelLayout(workers=2, threads=3)),
     ],
 )
@@ -29,8 +29,31 @@ def test_the_layout_uses_the_cores_this_process_may_run_on() -> None:
 
 
 def test_torch_runs_at_most_four_calls_at_once_by_default() -> None:
-    assert Settings().model_layout(cores=2) == ModelLayout(workers=2, threads=1)
-    assert Settings().model_layout(cores=16) == ModelLayout(workers=4, threads=4)
+    assert Settings(backend="torch").model_layout(cores=2) == ModelLayout(workers=2, threads=1)
+    assert Settings(backend="torch").model_layout(cores=16) == ModelLayout(workers=4, threads=4)
+
+
+def test_the_default_backend_is_the_onnx_export_on_cpu_and_torch_elsewhere() -> None:
+    assert Settings().backend == "onnx-export"
+    assert Settings(device="cuda:0").backend == "torch"
+    assert Settings().served_model_name() == Settings(backend="torch").served_model_name()
+
+
+@pytest.mark.parametrize("backend", ["onnx", "onnx-export"])
+def test_onnxruntime_on_a_gpu_is_refused_naming_the_fix(backend: str) -> None:
+    with pytest.raises(ValueError, match="EMBEDDING_BACKEND=torch for EMBEDDING_DEVICE=cuda"):
+        Settings(backend=backend, device="cuda")
+
+
+def test_the_export_shares_the_torch_models_fingerprint_and_int8_does_not() -> None:
+    def fingerprint(**config: str) -> dict[str, object]:
+        return Settings(**config).backend_config().fingerprint()
+
+    assert fingerprint(backend="onnx-export") == fingerprint(backend="torch") == {"backend": "torch"}
+    assert fingerprint(backend="onnx-export", model_path="/m") == fingerprint(
+        backend="torch", model_path="/m"
+    )
+    assert fingerprint(backend="onnx") != fingerprint(backend="torch")
 
 
 @pytest.mark.parametrize(

@@ -191,7 +191,7 @@ async def test_admin_endpoints_refuse_without_the_internal_token() -> None:
 
 async def test_a_real_swap_from_torch_to_onnx_keeps_the_name_and_changes_the_version() -> None:
     texts = ["The cat sleeps on the sofa.", "Interest rates rose in May."]
-    async with serve(model_name="all-MiniLM-L6-v2") as client:
+    async with serve(model_name="all-MiniLM-L6-v2", backend="torch") as client:
         before = await client.post("/v1/embeddings", json={"input": texts})
         swapped = await client.post(
             "/v1/admin/models/all-MiniLM-L6-v2/load", json=load("minilm-onnx-int8", ONNX, warm_up=True)

@@ -13,7 +13,7 @@ from rag_common.model_slots import ModelSlot, ModelVersion, version_id
 from .openmp import set_wait_policy
 from .ports import Embedder, Reranker, VectorCache
 from .routes import admin_router, router
-from .settings import EmbeddingBackendConfig, Settings
+from .settings import ONNX_RUNTIMES, EmbeddingBackendConfig, Settings
 from .swaps import EmbedderFactory, EmbedderSlot, ServedEmbedder, close_served, serve_embedder
 
 
@@ -28,12 +28,12 @@ class State(TypedDict):
 def build_embedder(config: EmbeddingBackendConfig, settings: Settings) -> Embedder:
     """Blocking (loads the model); the served name stays the settings' across swaps."""
     layout = settings.model_layout()
-    if config.backend == "onnx":
+    if config.backend in ONNX_RUNTIMES:
         from .adapters.onnx import OnnxEmbedder
 
         return OnnxEmbedder(
             model_name=settings.served_model_name(),
-            onnx_path=config.onnx_path,
+            onnx_path=_onnx_file(config, settings),
             threads=layout.threads,
             batch_size=settings.batch_size,
             normalize=settings.normalize,
@@ -49,6 +49,14 @@ def build_embedder(config: EmbeddingBackendConfig, settings: Settings) -> Embedd
         normalize=settings.normalize,
         threads=layout.threads if settings.device == "cpu" else None,
     )
+
+
+def _onnx_file(config: EmbeddingBackendConfig, settings: Settings) -> str | None:
+    if config.backend == "onnx":
+        return config.onnx_path
+    from .adapters.onnx_export import MODEL_FILE, exported_model
+
+    return str(exported_model(config.model_path, settings.onnx_cache_dir) / MODEL_FILE)
 
 
 def load_embedder(settings: Settings) -> Embedder:

