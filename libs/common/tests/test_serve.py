@@ -180,3 +180,27 @@ async def test_draining_fails_readiness_but_not_liveness() -> None:
 
 def test_the_settings_class_is_found_beside_the_factory() -> None:
     assert settings_path_for("rag_gateway.main:create_app") == "rag_gateway.settings:Settings"
+
+
+def test_invalid_settings_exit_naming_each_variable_without_a_traceback(tmp_path: Path) -> None:
+    (tmp_path / "demo_service.py").write_text(
+        "from pydantic import Field, model_validator\n"
+        "from pydantic_settings import SettingsConfigDict\n"
+        "from rag_common.settings import ServiceSettings\n\n"
+        "class Settings(ServiceSettings):\n"
+        "    model_config = SettingsConfigDict(env_prefix='DEMO_')\n"
+        "    batch_size: int = Field(default=1, ge=1)\n"
+        "    max_wait_ms: float = 1.0\n\n"
+        "def create_app(settings):\n"
+        "    raise AssertionError('not reached')\n"
+    )
+    code = "from rag_common.serve import main\nraise SystemExit(main(['demo_service:create_app', '--settings', 'demo_service:Settings']))\n"
+    env = os.environ | {"PYTHONPATH": str(tmp_path), "DEMO_BATCH_SIZE": "0", "DEMO_MAX_WAIT_MS": "soon"}
+    done = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=60)
+    assert done.returncode == 1
+    assert "Traceback" not in done.stderr
+    assert done.stderr.splitlines() == [
+        "Invalid settings:",
+        "  DEMO_BATCH_SIZE: Input should be greater than or equal to 1",
+        "  DEMO_MAX_WAIT_MS: Input should be a valid number, unable to parse string as a number",
+    ]

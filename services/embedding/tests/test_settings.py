@@ -45,15 +45,31 @@ def test_onnxruntime_on_a_gpu_is_refused_naming_the_fix(backend: str) -> None:
         Settings(backend=backend, device="cuda")
 
 
-def test_the_export_shares_the_torch_models_fingerprint_and_int8_does_not() -> None:
+def test_the_export_shares_the_torch_models_fingerprint_and_int8_does_not(tmp_path: Path) -> None:
     def fingerprint(**config: str) -> dict[str, object]:
         return Settings(**config).backend_config().fingerprint()
 
     assert fingerprint(backend="onnx-export") == fingerprint(backend="torch") == {"backend": "torch"}
-    assert fingerprint(backend="onnx-export", model_path="/m") == fingerprint(
-        backend="torch", model_path="/m"
+    folder = str(tmp_path)
+    assert fingerprint(backend="onnx-export", model_path=folder) == fingerprint(
+        backend="torch", model_path=folder
     )
     assert fingerprint(backend="onnx") != fingerprint(backend="torch")
+
+
+@pytest.mark.parametrize(
+    ("setting", "message"),
+    [
+        ("model_path", "is not a folder"),
+        ("rerank_model_path", "is not a folder"),
+        ("onnx_path", "is not a file"),
+    ],
+)
+def test_a_model_path_that_is_not_there_is_refused_at_start(
+    tmp_path: Path, setting: str, message: str
+) -> None:
+    with pytest.raises(ValueError, match=message):
+        Settings(**{setting: str(tmp_path / "missing")})
 
 
 @pytest.mark.parametrize(

@@ -24,6 +24,7 @@ from types import FrameType
 
 import uvicorn
 from fastapi import FastAPI
+from pydantic import ValidationError
 from uvicorn.importer import import_from_string
 
 from rag_common.health import mark_draining
@@ -119,6 +120,21 @@ def settings_path_for(factory_path: str) -> str:
     return f"{package}.settings:Settings"
 
 
+def load_settings(settings_class: type[ServiceSettings]) -> ServiceSettings:
+    """The settings from the environment; invalid ones exit naming each variable, without a traceback."""
+    try:
+        return settings_class()
+    except ValidationError as exc:
+        prefix = str(settings_class.model_config.get("env_prefix") or "")
+        problems = [
+            f"  {prefix}{'_'.join(map(str, error['loc'])).upper()}: {error['msg']}"
+            if error["loc"]
+            else f"  {error['msg']}"
+            for error in exc.errors()
+        ]
+        raise SystemExit("Invalid settings:\n" + "\n".join(problems)) from None
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m rag_common.serve", description=__doc__.splitlines()[0])
     parser.add_argument("factory", help="the app factory, e.g. rag_gateway.main:create_app")
@@ -134,7 +150,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     settings_class = import_from_string(args.settings or settings_path_for(args.factory))
     if not (isinstance(settings_class, type) and issubclass(settings_class, ServiceSettings)):
         raise SystemExit(f"{settings_class!r} is not a ServiceSettings subclass")
-    return serve(factory, settings_class(), host=args.host, port=args.port, access_log=args.access_log)
+    settings = load_settings(settings_class)
+    return serve(factory, settings, host=args.host, port=args.port, access_log=args.access_log)
 
 
 if __name__ == "__main__":

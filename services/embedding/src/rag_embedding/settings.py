@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 from pydantic_settings import SettingsConfigDict
 
 from rag_common.settings import REQUEST_HEAVY_GC_THRESHOLD, ServiceSettings, gc_threshold_field
@@ -143,6 +143,20 @@ class Settings(ServiceSettings):
         gt=0,
         description="After a model swap, how long the old version may finish its requests before it is closed.",
     )
+
+    @field_validator("model_path", "rerank_model_path")
+    @classmethod
+    def _a_folder(cls, path: str | None) -> str | None:
+        if path is not None and not Path(path).is_dir():
+            raise ValueError(f"{path} is not a folder (a model saved by sentence-transformers)")
+        return path
+
+    @field_validator("onnx_path")
+    @classmethod
+    def _a_file(cls, path: str | None) -> str | None:
+        if path is not None and not Path(path).is_file():
+            raise ValueError(f"{path} is not a file (an ONNX model)")
+        return path
 
     @model_validator(mode="before")
     @classmethod

@@ -50,6 +50,8 @@ def exported_model(model_path: str | None, cache_dir: str | None) -> Path:
     """The export folder of the sentence-transformers folder `model_path` (default: the packaged
     all-MiniLM-L6-v2), made now unless the cache already holds it."""
     source = Path(model_path) if model_path else default_model_path()
+    if not source.is_dir():
+        raise FileNotFoundError(f"{source} is not a folder (a model saved by sentence-transformers)")
     target = (Path(cache_dir) if cache_dir else default_cache_dir()) / f"{source.name}-{_content_key(source)}"
     if (target / MODEL_FILE).is_file():
         return target
@@ -72,11 +74,7 @@ def export(source: Path, folder: Path) -> None:
     from sentence_transformers import SentenceTransformer
 
     model = SentenceTransformer(str(source), device="cpu", local_files_only=True).eval()
-    if model.default_prompt_name:
-        raise ExportRefused(
-            f"{source} prepends the prompt '{model.default_prompt_name}' to every text; "
-            "the export does not. Use EMBEDDING_BACKEND=torch for this model."
-        )
+    refuse_unless_reproducible(model, source)
     tokenizer = model.tokenizer
     inputs = [
         name
@@ -103,8 +101,24 @@ def export(source: Path, folder: Path) -> None:
         )
     fast = tokenizer.backend_tokenizer
     fast.enable_truncation(max_length=model.max_seq_length)
-    fast.enable_padding(pad_id=tokenizer.pad_token_id, pad_token=tokenizer.pad_token)
+    fast.enable_padding(
+        pad_id=tokenizer.pad_token_id, pad_token=tokenizer.pad_token, direction=tokenizer.padding_side
+    )
     fast.save(str(folder / TOKENIZER_FILE))
+
+
+def refuse_unless_reproducible(model: SentenceTransformer, source: Path) -> None:
+    """What the export cannot carry: a prompt added to every text, a tokenizer not saved as tokenizer.json."""
+    if model.default_prompt_name:
+        raise ExportRefused(
+            f"{source} prepends the prompt '{model.default_prompt_name}' to every text; "
+            "the export does not. Use EMBEDDING_BACKEND=torch for this model."
+        )
+    if not getattr(model.tokenizer, "is_fast", False):
+        raise ExportRefused(
+            f"{source} has no fast tokenizer (tokenizer.json), which the export needs. "
+            "Use EMBEDDING_BACKEND=torch for this model."
+        )
 
 
 def sentence_vectors(model: SentenceTransformer, inputs: list[str]) -> torch.nn.Module:
