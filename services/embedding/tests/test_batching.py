@@ -102,6 +102,17 @@ async def test_a_request_of_several_texts_is_split_between_the_workers() -> None
     assert sorted(embedder.calls) == [["a" * n for n in range(1, 5)], ["a" * n for n in range(5, 8)]]
 
 
+async def test_a_request_is_split_by_length_and_answered_in_its_own_order() -> None:
+    embedder = OverlappingEmbedder()
+    batcher = DynamicBatcher(embedder, max_batch=64, max_wait_s=0.05, workers=2)
+    batcher.start()
+    lengths = [6, 1, 5, 2, 4, 3]
+    result = await batcher.embed(["a" * n for n in lengths])
+    await batcher.aclose()
+    assert result.vectors == [[float(n)] for n in lengths]
+    assert sorted(embedder.calls) == [["a", "aa", "aaa"], ["aaaa", "aaaaa", "aaaaaa"]]
+
+
 async def test_one_worker_takes_every_waiting_request_up_to_the_maximum() -> None:
     embedder = LengthEmbedder()
     batcher = DynamicBatcher(embedder, max_batch=64, max_wait_s=0.05, workers=1)

@@ -59,3 +59,27 @@ async def test_the_service_on_onnx_reports_a_model_id_of_its_own() -> None:
     assert body["usage"]["prompt_tokens"] == 9 + 11
     assert [card["id"] for card in models["data"]] == ["all-MiniLM-L6-v2-onnx-int8"]
     assert torch_name.status_code == 404
+
+
+class RecordingSession:
+    """The real onnxruntime session, recording the shape of every batch it is given."""
+
+    def __init__(self, session: object) -> None:
+        self._session = session
+        self.shapes: list[tuple[int, ...]] = []
+
+    def run(self, outputs: list[str], feed: dict[str, np.ndarray]) -> list[np.ndarray]:
+        self.shapes.append(feed["input_ids"].shape)
+        return self._session.run(outputs, feed)  # type: ignore[attr-defined, no-any-return]
+
+
+def test_no_batch_holds_more_tokens_than_the_budget_and_vectors_do_not_change() -> None:
+    unlimited = OnnxEmbedder(model_name="onnx", onnx_path=None, threads=1, batch_size=8, normalize=True)
+    budgeted = OnnxEmbedder(
+        model_name="onnx", onnx_path=None, threads=1, batch_size=8, normalize=True, batch_tokens=40
+    )
+    recording = RecordingSession(budgeted._session)
+    budgeted._session = recording  # type: ignore[assignment]
+    np.testing.assert_allclose(budgeted.embed(SENTENCES), unlimited.embed(SENTENCES), atol=1e-5)
+    assert sorted(rows for rows, _ in recording.shapes) == [1, 1, 3]  # 256 tokens alone, then the short
+    assert all(rows == 1 or rows * tokens <= 40 for rows, tokens in recording.shapes)

@@ -74,11 +74,18 @@ class DynamicBatcher:
         self._depth.set(0)
 
     async def embed(self, texts: list[str]) -> Embedded:
-        pieces = split_evenly(texts, self._worker_count)
+        """A request of several texts is split by length, the longest texts in one piece, the shortest
+        in another: a model call pads its texts to the longest, so mixed lengths waste its work."""
+        by_length = sorted(range(len(texts)), key=lambda i: len(texts[i]))
+        pieces = split_evenly(by_length, self._worker_count)
         if len(pieces) <= 1:
             return await self._embed_piece(texts)
-        parts = await asyncio.gather(*(self._embed_piece(piece) for piece in pieces))
-        return Embedded([vector for part in parts for vector in part.vectors], sum(p.tokens for p in parts))
+        parts = await asyncio.gather(*(self._embed_piece([texts[i] for i in piece]) for piece in pieces))
+        vectors: list[list[float]] = [[] for _ in texts]
+        for piece, part in zip(pieces, parts, strict=True):
+            for index, vector in zip(piece, part.vectors, strict=True):
+                vectors[index] = vector
+        return Embedded(vectors, sum(part.tokens for part in parts))
 
     async def _embed_piece(self, texts: list[str]) -> Embedded:
         future: asyncio.Future[Embedded] = asyncio.get_running_loop().create_future()

@@ -37,6 +37,7 @@ def build_embedder(config: EmbeddingBackendConfig, settings: Settings) -> Embedd
             threads=layout.threads,
             batch_size=settings.batch_size,
             normalize=settings.normalize,
+            batch_tokens=settings.batch_tokens,
         )
     set_wait_policy(settings.omp_wait_policy)  # before the adapter imports torch
     from .adapters.sentence_transformers import SentenceTransformerEmbedder

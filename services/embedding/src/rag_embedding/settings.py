@@ -118,6 +118,12 @@ class Settings(ServiceSettings):
     )
     device: str = Field(default="cpu", description="torch device: cpu, cuda, cuda:0, ...")
     batch_size: int = Field(default=32, ge=1, le=1024)
+    batch_tokens: int = Field(
+        default=512,
+        ge=1,
+        description="onnx, onnx-export: tokens per model batch at most, padding included (long texts go "
+        "in smaller batches, which stay in the CPU's caches).",
+    )
     batch_max_size: int = Field(
         default=128, ge=1, le=4096, description="Texts merged from concurrent requests into one model call."
     )

@@ -51,7 +51,14 @@ def l2_normalise(vectors: NDArray[np.float32]) -> NDArray[np.float32]:
 
 class OnnxEmbedder:
     def __init__(
-        self, *, model_name: str, onnx_path: str | None, threads: int, batch_size: int, normalize: bool
+        self,
+        *,
+        model_name: str,
+        onnx_path: str | None,
+        threads: int,
+        batch_size: int,
+        normalize: bool,
+        batch_tokens: int = 1024,
     ) -> None:
         path = Path(onnx_path) if onnx_path else default_onnx_path()
         options = ort.SessionOptions()
@@ -62,29 +69,49 @@ class OnnxEmbedder:
         self._pooled = SENTENCE_VECTORS in outputs  # else the token vectors, mean-pooled here
         self._tokenizer = load_tokenizer(path, exported=self._pooled)
         self._batch_size = batch_size
+        self._batch_tokens = batch_tokens
         self._normalize = normalize
         self.model_name = model_name
         width = self._session.get_outputs()[0].shape[-1]  # symbolic in some graphs: then measured
-        self.dimension = width if isinstance(width, int) else len(self.embed(["width"])[0])
+        self.dimension = width if isinstance(width, int) else self._measured_width()
 
     def embed(self, texts: list[str]) -> list[list[float]]:
-        vectors: list[list[float]] = []
-        for start in range(0, len(texts), self._batch_size):
-            vectors.extend(self._embed_batch(texts[start : start + self._batch_size]).tolist())
-        return vectors
+        """Tokenized once, then encoded in batches of texts of similar length, as sentence-transformers
+        does: a batch is padded to its longest text, so mixed lengths waste most of the work (CISI's
+        chunks: 44 texts/s unsorted). A batch also holds at most `batch_tokens` tokens, padding
+        included: long texts in big batches spill the CPU's caches."""
+        feed = self._feed(self._tokenizer.encode_batch(texts))
+        lengths = feed["attention_mask"].sum(axis=1)
+        vectors = np.empty((len(texts), self.dimension), dtype=np.float32)
+        for batch in self._batches(lengths):
+            longest = int(lengths[batch].max())
+            vectors[batch] = self._embed_batch({name: array[batch, :longest] for name, array in feed.items()})
+        return vectors.tolist()
+
+    def _batches(self, lengths: NDArray[np.int64]) -> list[NDArray[np.intp]]:
+        """Longest texts first; each batch as many texts as `batch_size` and `batch_tokens` allow."""
+        by_length = np.argsort(-lengths, kind="stable")
+        batches, start = [], 0
+        while start < len(by_length):
+            fits = max(1, self._batch_tokens // max(1, int(lengths[by_length[start]])))
+            end = start + min(self._batch_size, fits)
+            batches.append(by_length[start:end])
+            start = end
+        return batches
 
     def token_counts(self, texts: list[str]) -> list[int]:
         return [sum(encoding.attention_mask) for encoding in self._tokenizer.encode_batch(texts)]
 
-    def _embed_batch(self, texts: list[str]) -> NDArray[np.float32]:
-        encodings = self._tokenizer.encode_batch(texts)
-        feed = self._feed(encodings)
+    def _embed_batch(self, feed: dict[str, NDArray[np.int64]]) -> NDArray[np.float32]:
         if self._pooled:
             (pooled,) = self._session.run([SENTENCE_VECTORS], feed)
         else:
             (hidden,) = self._session.run([TOKEN_VECTORS], feed)
             pooled = mean_pool(hidden, feed["attention_mask"])
         return l2_normalise(pooled) if self._normalize else pooled
+
+    def _measured_width(self) -> int:
+        return int(self._embed_batch(self._feed(self._tokenizer.encode_batch(["width"]))).shape[-1])
 
     def _feed(self, encodings: list[Encoding]) -> dict[str, NDArray[np.int64]]:
         arrays = {

@@ -31,7 +31,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-EXPORT_FORMAT = "1"  # part of the cache key: bump it when the export below changes
+EXPORT_FORMAT = "2"  # part of the cache key: bump it when the export below changes
 MODEL_FILE, TOKENIZER_FILE = "model.onnx", "tokenizer.json"
 OUTPUT = "sentence_embedding"
 OPSET = 17
@@ -73,7 +73,11 @@ def export(source: Path, folder: Path) -> None:
     import torch
     from sentence_transformers import SentenceTransformer
 
-    model = SentenceTransformer(str(source), device="cpu", local_files_only=True).eval()
+    # Eager attention: its graph runs chunks of ~110 tokens 20% faster on onnxruntime than the graph of
+    # torch's fused attention (93-95 against 77-79 texts/s; the same on short sentences).
+    model = SentenceTransformer(
+        str(source), device="cpu", local_files_only=True, model_kwargs={"attn_implementation": "eager"}
+    ).eval()
     refuse_unless_reproducible(model, source)
     tokenizer = model.tokenizer
     inputs = [
@@ -89,6 +93,9 @@ def export(source: Path, folder: Path) -> None:
         warnings.simplefilter("ignore", DeprecationWarning)
         # Shape checks the trace fixes (the mask is as long as the input): true for every batch.
         warnings.simplefilter("ignore", torch.jit.TracerWarning)
+        # "aten::index ... negative indices": the indices are positions, never negative; the tests
+        # compare padded and truncated batches with torch.
+        warnings.filterwarnings("ignore", "Exporting aten::index operator", UserWarning)
         torch.onnx.export(
             sentence_vectors(model, inputs),
             tuple(example[name] for name in inputs),
