@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from pathlib import Path
 
 import httpx
@@ -95,3 +97,22 @@ async def test_the_service_serves_the_export_under_the_torch_models_name_and_ver
     vectors = [item["embedding"] for item in body["data"]]
     np.testing.assert_allclose(vectors, reference.embed(SENTENCES[:2]), atol=1e-5)
     assert body["usage"]["prompt_tokens"] == 9 + 11
+
+
+def test_two_processes_exporting_at_once_both_get_the_one_complete_export(tmp_path: Path) -> None:
+    model = save_tiny_sentence_transformer(tmp_path / "model-source")
+    cache = tmp_path / "cache"
+    code = (
+        "import sys\nfrom rag_embedding.adapters.onnx_export import exported_model\n"
+        "print(exported_model(sys.argv[1], sys.argv[2]))\n"
+    )
+    exporters = [
+        subprocess.Popen(
+            [sys.executable, "-c", code, str(model), str(cache)], stdout=subprocess.PIPE, text=True
+        )
+        for _ in range(2)
+    ]
+    folders = {exporter.communicate(timeout=120)[0].strip() for exporter in exporters}
+    assert [exporter.returncode for exporter in exporters] == [0, 0]
+    assert [str(path) for path in cache.iterdir()] == list(folders)
+    assert sorted(p.name for p in Path(folders.pop()).iterdir()) == [MODEL_FILE, "tokenizer.json"]
