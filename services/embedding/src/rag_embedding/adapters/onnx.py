@@ -58,7 +58,7 @@ class OnnxEmbedder:
         threads: int,
         batch_size: int,
         normalize: bool,
-        batch_tokens: int = 1024,
+        batch_tokens: int = 512,
     ) -> None:
         path = Path(onnx_path) if onnx_path else default_onnx_path()
         options = ort.SessionOptions()

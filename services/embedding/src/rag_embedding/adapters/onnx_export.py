@@ -74,7 +74,7 @@ def export(source: Path, folder: Path) -> None:
     from sentence_transformers import SentenceTransformer
 
     # Eager attention: its graph runs chunks of ~110 tokens 20% faster on onnxruntime than the graph of
-    # torch's fused attention (93-95 against 77-79 texts/s; the same on short sentences).
+    # torch's fused attention (93-95 against 77-79 chunks/s; the same on short sentences).
     model = SentenceTransformer(
         str(source), device="cpu", local_files_only=True, model_kwargs={"attn_implementation": "eager"}
     ).eval()
